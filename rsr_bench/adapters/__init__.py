@@ -1,0 +1,1 @@
+"""Method adapters: turn a method card into a runnable Method."""

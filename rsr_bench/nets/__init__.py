@@ -1,0 +1,1 @@
+"""Network definitions shared by evaluation adapters and the training pipeline."""
