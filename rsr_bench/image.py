@@ -1,0 +1,161 @@
+"""Image decoding policy, quantisation and PNG writing.
+
+Every image entering the harness goes through :func:`read_image`, which applies one documented
+policy so that results never depend on which library happened to decode a file:
+
+- EXIF orientation is applied (a phone photo is scored the way it is displayed).
+- Greyscale (``L``, ``I;16``, ``LA``) is replicated to 3 channels.
+- Alpha (``RGBA``, ``LA``, palette with transparency) is **dropped**, colour values are kept as
+  stored. This is what the official ESRGAN/RealSR/RSR test scripts do (``cv2.imread`` with
+  ``IMREAD_COLOR``), so scores match theirs; compositing onto a background would change them.
+- 16-bit PNGs keep full precision: values are divided by 65535 (PIL would truncate to 8 bit,
+  so 16-bit files are decoded with OpenCV).
+- Palette (``P``), ``CMYK``, ``YCbCr`` and other modes are converted to RGB by Pillow.
+- Everything else is divided by 255. The result is a float32 ``(3, H, W)`` tensor in [0, 1].
+
+Any failure raises :class:`~rsr_bench.errors.ImageError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import atomic_write_bytes
+from .errors import ImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_bit_depth(data: bytes) -> int | None:
+    if data[:8] != _PNG_SIGNATURE or len(data) < 25:
+        return None
+    return data[24]
+
+
+def _decode_16bit_png(data: bytes, path: Path) -> np.ndarray:
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageError(f"{path}: cannot decode 16-bit PNG (corrupt or truncated)")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.shape[2] == 2:  # grey + alpha
+        arr = np.repeat(arr[:, :, :1], 3, axis=2)
+    else:
+        arr = arr[:, :, 2::-1]  # BGR(A) -> RGB, alpha dropped
+    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
+    return arr.astype(np.float32) / scale
+
+
+def _decode_pil(data: bytes, path: Path) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float32)
+                arr = arr / (65535.0 if arr.max() > 255 or im.mode != "I" else 255.0)
+                return np.repeat(arr[:, :, None], 3, axis=2)
+            if im.mode == "F":
+                arr = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
+                return np.repeat(arr[:, :, None], 3, axis=2)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA").convert("RGB") if im.mode != "RGBA" else im.convert("RGB")
+            elif im.mode != "RGB":
+                im = im.convert("RGB")
+            return np.asarray(im, dtype=np.float32) / 255.0
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a recognised image file") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+
+
+def read_image_array(path: str | os.PathLike) -> np.ndarray:
+    """Decode ``path`` by the policy above into an ``(H, W, 3)`` float32 array in [0, 1]."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    arr = _decode_16bit_png(data, path) if _png_bit_depth(data) == 16 else _decode_pil(data, path)
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"{path}: image has no pixels ({arr.shape[1]}x{arr.shape[0]})")
+    return np.ascontiguousarray(arr)
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Decode ``path`` into a ``(3, H, W)`` float32 tensor in [0, 1] (see module policy)."""
+    return torch.from_numpy(read_image_array(path)).permute(2, 0, 1).contiguous()
+
+
+def quantise(img: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] and round to uint8 levels, as ``round(x * 255)`` in the official scripts."""
+    return (img.clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
+def dequantise(img_u8: torch.Tensor) -> torch.Tensor:
+    return img_u8.to(torch.float32) / 255.0
+
+
+def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
+    """``(3,H,W)`` float or uint8 tensor -> ``(H,W,3)`` uint8 array."""
+    if img.dtype != torch.uint8:
+        img = quantise(img)
+    return img.permute(1, 2, 0).cpu().numpy()
+
+
+def encode_png(img: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8_hwc(img)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def write_png(path: str | os.PathLike, img: torch.Tensor) -> None:
+    """Write a ``(3,H,W)`` image as an 8-bit PNG atomically (temp file + rename)."""
+    atomic_write_bytes(path, encode_png(img))
+
+
+def mod_crop(img: torch.Tensor, scale: int) -> torch.Tensor:
+    """Crop ``(..., H, W)`` to multiples of ``scale`` from the bottom/right, as BasicSR does."""
+    h, w = img.shape[-2:]
+    return img[..., : h - h % scale, : w - w % scale]
+
+
+def match_hr_to_lr(hr: torch.Tensor, lr_hw: tuple[int, int], scale: int, hr_path: Path) -> torch.Tensor:
+    """Make HR exactly ``scale x`` LR, or explain why it cannot.
+
+    When HR is larger only by the remainder of a mod-crop (HR side in
+    ``[scale*lr, scale*lr + scale)``), the extra bottom/right pixels are cropped, which is what
+    producing LR with ``imresize`` from an un-mod-cropped HR implies. Anything else is an error
+    naming both sizes.
+    """
+    h, w = hr.shape[-2:]
+    want_h, want_w = lr_hw[0] * scale, lr_hw[1] * scale
+    if (h, w) == (want_h, want_w):
+        return hr
+    if want_h <= h < want_h + scale and want_w <= w < want_w + scale:
+        return hr[..., :want_h, :want_w]
+    raise ImageError(
+        f"{hr_path}: HR is {w}x{h} but LR is {lr_hw[1]}x{lr_hw[0]} at scale x{scale} "
+        f"(expected {want_w}x{want_h}, or up to {scale - 1} px more for a mod-crop remainder)"
+    )
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files in ``folder`` (not recursive), sorted by name; hidden files ignored."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
