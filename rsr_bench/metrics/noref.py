@@ -1,0 +1,164 @@
+"""No-reference metrics NIQE, BRISQUE and PIQE: pyiqa 0.1.16's implementations, explicit model files.
+
+Why wrap pyiqa instead of calling ``pyiqa.create_metric``: its default path downloads model files
+from Hugging Face on first use (fails offline) and gives a crash or a silent NaN for images it
+cannot score. Here the official LIVE models come from the verified asset cache
+(``niqe-pris-params``, ``brisque-live-svr``), the convention is pinned (pyiqa defaults: Y of YIQ,
+i.e. full-range 0.299/0.587/0.114; NIQE 96x96 blocks at two scales; BRISQUE ``version='original'``;
+PIQE 16x16 blocks), and unscoreable images raise :class:`~rsr_bench.errors.NotComputable`.
+
+Batches are split so one call sees at most :data:`PIXEL_BUDGET` pixels (NIQE and BRISQUE work in
+float64); a single image is always scored whole because tiling would change the statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..assets import asset_provenance, ensure_asset
+from ..errors import NotComputable
+from .base import MetricSpec
+
+PIXEL_BUDGET = 4 * 1024 * 1024
+
+
+def _as_batch(x: torch.Tensor) -> torch.Tensor:
+    """(3,H,W)/(N,1,H,W)/(N,3,H,W) -> (N,3,H,W) float32 (grey replicated: Y of equal R=G=B is grey)."""
+    if x.dim() == 3:
+        x = x[None]
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[1] != 3:
+        raise NotComputable(f"expected 1 or 3 channels, got {x.shape[1]}")
+    return x.float()
+
+
+class _NoRef:
+    """Shared plumbing: size checks, sub-batching, device, finite results."""
+
+    min_size: int = 1
+    block: str = ""
+    needs_texture = True  # NIQE/BRISQUE fit distributions to MSCN coefficients: undefined if constant
+    one_at_a_time = False  # score each image alone so its value never depends on its batch-mates
+
+    def __init__(self, spec: MetricSpec, device: torch.device | str = "cpu") -> None:
+        self.spec = spec
+        self.device = torch.device(device)
+        self.provenance: dict = {}
+        self.net = self._build().to(self.device).eval()
+
+    def _build(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _check(self, x: torch.Tensor) -> None:
+        h, w = x.shape[-2:]
+        if min(h, w) < self.min_size:
+            raise NotComputable(f"{self.spec.name}: image {w}x{h} is smaller than its {self.block} (needs "
+                                f"at least {self.min_size}x{self.min_size} px)")
+
+    def _constant(self, x: torch.Tensor) -> list[bool]:
+        flat = x.flatten(1)
+        return (flat.amax(1) == flat.amin(1)).tolist()
+
+    def _score(self, x: torch.Tensor) -> list[float]:
+        return self.net(x).flatten().double().tolist()
+
+    def __call__(self, sr: torch.Tensor, ref: torch.Tensor | None = None) -> list[float]:
+        x = _as_batch(sr)
+        self._check(x)
+        if self.needs_texture and any(self._constant(x)):
+            raise NotComputable(f"{self.spec.name}: a constant image has no natural-scene statistics")
+        step = 1 if self.one_at_a_time else max(1, PIXEL_BUDGET // (x.shape[-2] * x.shape[-1]))
+        out: list[float] = []
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], step):
+                chunk = x[i:i + step].to(self.device)
+                try:
+                    out.extend(self._score(chunk))
+                except (torch.linalg.LinAlgError, AssertionError, RuntimeError) as exc:
+                    if isinstance(exc, RuntimeError) and "out of memory" in str(exc):
+                        raise
+                    raise NotComputable(f"{self.spec.name}: statistics cannot be estimated ({exc})") from None
+        for v in out:
+            if not math.isfinite(v):
+                raise NotComputable(f"{self.spec.name}: non-finite result ({v})")
+        return out
+
+
+class Niqe(_NoRef):
+    """NIQE with the official LIVE pristine model (pyiqa ``niqe``)."""
+
+    min_size = 96 * 2  # one 96x96 block gives a degenerate (zero) covariance; see _check
+    block = "96x96 NIQE blocks"
+
+    def _build(self) -> torch.nn.Module:
+        from pyiqa.archs.niqe_arch import NIQE
+
+        path = ensure_asset("niqe-pris-params")
+        self.provenance = {"niqe-pris-params": asset_provenance("niqe-pris-params")}
+        return NIQE(test_y_channel=True, color_space="yiq", pretrained_model_path=str(path))
+
+    def _check(self, x: torch.Tensor) -> None:
+        h, w = x.shape[-2:]
+        if h < 96 or w < 96 or (h // 96) * (w // 96) < 2:
+            raise NotComputable(
+                f"niqe: image {w}x{h} holds {(h // 96) * (w // 96)} whole 96x96 block(s); NIQE needs at least 2 "
+                "to estimate a covariance"
+            )
+
+
+class Brisque(_NoRef):
+    """BRISQUE with the official LIVE SVR (pyiqa ``brisque``, ``version='original'``)."""
+
+    min_size = 16  # the 7x7 Gaussian window at full and half resolution
+    block = "7x7 window at two scales"
+    # pyiqa computes BRISQUE in float32 and picks the AGGD shape from a discrete grid, so the
+    # summation order of a batched convolution moves scores by up to ~0.01: score images alone.
+    one_at_a_time = True
+
+    def _build(self) -> torch.nn.Module:
+        from pyiqa.archs.brisque_arch import BRISQUE
+
+        path = ensure_asset("brisque-live-svr")
+        self.provenance = {"brisque-live-svr": asset_provenance("brisque-live-svr")}
+        sv_coef, sv = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+        net = BRISQUE.__new__(BRISQUE)
+        torch.nn.Module.__init__(net)
+        # The attributes pyiqa's BRISQUE.__init__ sets for version='original' (it would torch.load
+        # the file with weights_only=False, which we refuse to do).
+        net.kernel_size, net.kernel_sigma, net.test_y_channel = 7, 7 / 6, True
+        net.sv_coef, net.sv = sv_coef, sv
+        net.gamma, net.rho, net.scale, net.version = 0.05, -153.591, 1, "original"
+        return net
+
+    def _score(self, x: torch.Tensor) -> list[float]:
+        # pyiqa keeps sv/sv_coef as plain attributes (not buffers): move them with the input.
+        if self.net.sv.device != x.device:
+            self.net.sv, self.net.sv_coef = self.net.sv.to(x.device), self.net.sv_coef.to(x.device)
+        return super()._score(x)
+
+
+class Piqe(_NoRef):
+    """PIQE, pyiqa's port of MATLAB ``piqe()`` (16x16 blocks, 0-100); needs no model file."""
+
+    min_size = 16
+    block = "16x16 PIQE block"
+    needs_texture = False
+
+    def _build(self) -> torch.nn.Module:
+        from pyiqa.archs.piqe_arch import PIQE
+
+        self.provenance = {"model": "none (analytic)"}
+        return PIQE()
+
+    def _score(self, x: torch.Tensor) -> list[float]:
+        # MATLAB/pyiqa divide by the image maximum: an all-black image would give 0/0. Every
+        # constant image has no active block, so the formula gives 100 (C / C * 100); use a
+        # maximum of 1 for black images to get that same value instead of NaN.
+        black = x.flatten(1).amax(1) == 0
+        if bool(black.any()):
+            x = x.clone()
+            x[black] = 1.0 / 255.0
+        return super()._score(x)
