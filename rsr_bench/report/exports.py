@@ -1,0 +1,149 @@
+"""Exports of the generalisation table: CSV (long and wide), Markdown and LaTeX (booktabs).
+
+All of them render the same :class:`~rsr_bench.report.tables.GenTable`, so highlights and
+in-domain marks agree with the HTML. Markdown marks best in bold and second best in italics;
+LaTeX uses the paper's red/blue via ``\\best``/``\\second`` macros defined in a header comment,
+so a paper can restyle them in one place.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+from .model import ReportData
+from .tables import AVERAGE, GenTable, metric_label
+
+IN_DOMAIN_MARK = "†"
+LONG_COLUMNS = ["method", "dataset", "metric", "mean", "std", "n"]
+
+
+def long_csv(data: ReportData) -> str:
+    """One row per (method, dataset, metric): mean, per-image std and image count."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LONG_COLUMNS + ["n_failed", "in_domain"])
+    failed = data.failure_counts()
+    order_m = {m: i for i, m in enumerate(data.methods)}
+    order_d = {d: i for i, d in enumerate(data.datasets)}
+    order_x = {x: i for i, x in enumerate(data.metrics)}
+    rows = sorted(data.stats.itertuples(index=False),
+                  key=lambda r: (order_m.get(r.method, 0), order_d.get(r.dataset, 0), order_x.get(r.metric, 0)))
+    for r in rows:
+        dom = data.in_domain(r.method, r.dataset)
+        w.writerow([r.method, r.dataset, r.metric, repr(float(r.mean)),
+                    repr(float(r.std)) if not (isinstance(r.std, float) and math.isnan(r.std)) else "",
+                    int(r.n), failed.get((r.method, r.dataset), 0), "" if dom is None else str(dom).lower()])
+    return buf.getvalue()
+
+
+def wide_csv(table: GenTable) -> str:
+    """The paper layout as CSV: one row per checkpoint, ``metric|dataset`` columns, full precision."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "family", "tag", "trained_on"] + [c.key for c in table.columns])
+    for r in table.rows:
+        w.writerow([r.method.name, r.method.family, r.method.tag, ";".join(r.method.trained_on)]
+                   + ["" if c.value is None else repr(c.value) for c in r.cells])
+    return buf.getvalue()
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def markdown(table: GenTable) -> str:
+    """GitHub-flavoured Markdown: **best**, _second_, † in-domain, — missing."""
+    head1 = ["Method", "Trained on"]
+    for c in table.columns:
+        head1.append(f"{metric_label(c.metric.name)}{c.metric.arrow} "
+                     + ("avg" if c.dataset == AVERAGE else _md_escape(c.dataset)))
+    lines = ["| " + " | ".join(head1) + " |", "|" + "---|" * 2 + "---:|" * len(table.columns)]
+    for r in table.rows:
+        trained = _md_escape(r.trained_label) + (f" ({_md_escape(r.method.tag)})" if r.show_tag else "")
+        cells = [_md_escape(r.family_label) if r.family_first else "", trained]
+        for c in r.cells:
+            t = c.text + (IN_DOMAIN_MARK if c.in_domain and c.value is not None else "")
+            cells.append(f"**{t}**" if c.rank == 1 else f"_{t}_" if c.rank == 2 else t)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"**Bold**: best, _italic_: second best per column; {IN_DOMAIN_MARK}: in-domain "
+                 "(tested on its training set); —: no value (see the HTML report for the reason).")
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "---",
+        "†": r"$^\dagger$"}
+
+
+def tex_escape(s: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in s)
+
+
+def latex(table: GenTable) -> str:
+    """A booktabs table, metric groups with ``\\cmidrule``; needs booktabs and xcolor."""
+    groups = table.metric_groups
+    n = len(table.columns)
+    out = [
+        "% Requires \\usepackage{booktabs,xcolor}. Best / second best as in the RSR paper:",
+        "\\providecommand{\\best}[1]{\\textcolor{red}{#1}}",
+        "\\providecommand{\\second}[1]{\\textcolor{blue}{#1}}",
+        "\\begin{tabular}{ll" + "r" * n + "}",
+        "\\toprule",
+    ]
+    head = [" ", " "]
+    rules = []
+    col = 3
+    for metric, cols in groups:
+        arrow = "$\\uparrow$" if metric.higher_is_better else "$\\downarrow$"
+        label = tex_escape(metric_label(metric.name)) + arrow
+        head.append(f"\\multicolumn{{{len(cols)}}}{{c}}{{{label}}}")
+        rules.append(f"\\cmidrule(lr){{{col}-{col + len(cols) - 1}}}")
+        col += len(cols)
+    out.append(" & ".join(head) + " \\\\")
+    out.append(" ".join(rules))
+    sub = ["Method", "Trained on"] + [("avg" if c.dataset == AVERAGE else tex_escape(c.dataset)) for c in table.columns]
+    out.append(" & ".join(sub) + " \\\\")
+    out.append("\\midrule")
+    for i, r in enumerate(table.rows):
+        if r.family_first and i:
+            out.append("\\midrule")
+        trained = tex_escape(r.trained_label) + (f" ({tex_escape(r.method.tag)})" if r.show_tag else "")
+        cells = [tex_escape(r.family_label) if r.family_first else "", trained]
+        for c in r.cells:
+            t = tex_escape(c.text) + ("$^\\dagger$" if c.in_domain and c.value is not None else "")
+            cells.append(f"\\best{{{t}}}" if c.rank == 1 else f"\\second{{{t}}}" if c.rank == 2 else t)
+        out.append(" & ".join(cells) + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}",
+            "% $^\\dagger$ in-domain (tested on its training set); --- no value."]
+    return "\n".join(out) + "\n"
+
+
+def write_exports(data: ReportData, table: GenTable, out_dir: Path, formats: set[str]) -> dict[str, Path]:
+    """Write the requested table exports into ``out_dir``; returns {label: path}."""
+    from ..atomic import atomic_write_text
+
+    written: dict[str, Path] = {}
+    if "csv" in formats:
+        written["CSV (long: method, dataset, metric, mean, std, n)"] = out_dir / "results_long.csv"
+        atomic_write_text(out_dir / "results_long.csv", long_csv(data))
+        written["CSV (table layout)"] = out_dir / "table.csv"
+        atomic_write_text(out_dir / "table.csv", wide_csv(table))
+    if "md" in formats:
+        written["Markdown"] = out_dir / "table.md"
+        atomic_write_text(out_dir / "table.md", markdown(table))
+    if "tex" in formats:
+        written["LaTeX (booktabs)"] = out_dir / "table.tex"
+        atomic_write_text(out_dir / "table.tex", latex(table))
+    return written
+
+
+def write_long_csv(data: ReportData, path: str | os.PathLike) -> Path:
+    from ..atomic import atomic_write_text
+
+    atomic_write_text(path, long_csv(data))
+    return Path(path)

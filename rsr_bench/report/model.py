@@ -1,0 +1,309 @@
+"""What the report knows about a results store, gathered once and shared by every renderer.
+
+The report reads only the store (results, failures, manifests, skipped cells, SR PNGs); it never
+runs a model. Facts that the manifests may lack (a skipped cell has no manifest, a metric added
+after the run is not in the metric table) are filled in defensively so that a partial store
+still renders: missing knowledge becomes an explicit "unknown", never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# Used only when a metric is neither in the metric table nor described by a manifest line.
+LOWER_IS_BETTER_FALLBACK = {"lpips", "dists", "niqe", "brisque", "piqe", "pi", "fid", "ma_pi"}
+PREFERRED_METRIC_ORDER = ("psnr", "ssim", "lpips", "dists", "niqe", "brisque", "piqe")
+NOT_COMPUTABLE = "not computable:"  # stage prefix used by store.load_failures
+_CONVENTION_RE = re.compile(r"\((FR|NR), (higher|lower) is better\)")
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One method checkpoint as the report shows it (from its manifests or the method cards)."""
+
+    name: str
+    family: str
+    tag: str
+    trained_on: tuple[str, ...] = ()
+    description: str = ""
+    fingerprints: tuple[str, ...] = ()
+    provenance: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    version: str = ""
+    kind: str = ""
+    has_gt: bool | None = None  # None: unknown (no manifest and no full-reference value seen)
+    domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    kind: str  # "FR", "NR" or "?" when unknown
+    higher_is_better: bool
+    conventions: str = ""
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def decimals(self) -> int:
+        """Display precision: dB values need fewer digits than [0, 1] scores."""
+        return 2 if self.name.startswith("psnr") or self.name in {"niqe", "brisque", "piqe", "fid"} else 3
+
+    def fmt(self, value: float | None) -> str:
+        return "—" if value is None else f"{value:.{self.decimals}f}"
+
+
+@dataclass
+class ReportData:
+    """Everything loaded from the store, filtered, with method/dataset/metric facts resolved."""
+
+    store_root: Path
+    results: pd.DataFrame  # method, dataset, image, metric, value
+    failures: pd.DataFrame  # method, dataset, image, stage, message
+    manifests: dict[tuple[str, str], dict]
+    skipped: dict[tuple[str, str], str]
+    stats: pd.DataFrame  # method, dataset, metric, mean, std, n
+    methods: dict[str, MethodInfo] = field(default_factory=dict)
+    datasets: dict[str, DatasetInfo] = field(default_factory=dict)
+    metrics: dict[str, MetricInfo] = field(default_factory=dict)
+    highlight_family: str | None = None
+
+    def in_domain(self, method: str, dataset: str) -> bool | None:
+        """True/False for a trained method; None for a method with no training set (bicubic)."""
+        m, d = self.methods[method], self.datasets[dataset]
+        if not m.trained_on:
+            return None
+        return bool(set(m.trained_on) & ({d.name} | set(d.domains)))
+
+    def frame_kind(self, method: str, dataset: str) -> str:
+        """Frame colour class of a grid panel: highlight > in-domain > cross-domain > neutral."""
+        if self.highlight_family and self.methods[method].family == self.highlight_family:
+            return "highlight"
+        dom = self.in_domain(method, dataset)
+        return "neutral" if dom is None else ("in" if dom else "cross")
+
+    def cell_stats(self) -> dict[tuple[str, str, str], tuple[float, float, int]]:
+        """(method, dataset, metric) -> (mean, std, n) as a dict for fast lookups."""
+        return {
+            (r.method, r.dataset, r.metric): (float(r.mean), float(r.std) if pd.notna(r.std) else 0.0, int(r.n))
+            for r in self.stats.itertuples(index=False)
+        }
+
+    def errors(self) -> pd.DataFrame:
+        """Failed images only (the store also lists per-metric "not computable" entries)."""
+        f = self.failures
+        return f[~f["stage"].astype(str).str.startswith(NOT_COMPUTABLE)]
+
+    def not_computable(self, method: str, dataset: str, metric: str) -> list[str]:
+        """Reasons a metric could not be scored on some images of a cell."""
+        f = self.failures
+        sel = f[(f["method"] == method) & (f["dataset"] == dataset) & (f["stage"] == f"{NOT_COMPUTABLE} {metric}")]
+        return list(dict.fromkeys(sel["message"].astype(str)))
+
+    def failure_counts(self) -> dict[tuple[str, str], int]:
+        errors = self.errors()
+        if errors.empty:
+            return {}
+        g = errors.groupby(["method", "dataset"])["image"].nunique()
+        return {k: int(v) for k, v in g.items()}
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _method_cards() -> dict[str, Any]:
+    """The registered method specs, or {} when the cards cannot be read (report still renders)."""
+    try:
+        from ..method import load_method_specs
+
+        return dict(load_method_specs())
+    except Exception:  # noqa: BLE001 - the cards are a fallback source only
+        return {}
+
+
+def _dataset_registry() -> dict[str, Any]:
+    try:
+        from ..datasets import load_datasets
+
+        return dict(load_datasets())
+    except Exception:  # noqa: BLE001 - fallback source only
+        return {}
+
+
+def resolve_methods(names: Iterable[str], manifests: Mapping[tuple[str, str], dict]) -> dict[str, MethodInfo]:
+    """Method facts from the manifests (what was actually run), else from the method cards."""
+    by_method: dict[str, list[dict]] = {}
+    for (m, _d), man in manifests.items():
+        by_method.setdefault(m, []).append(man.get("method") or {})
+    cards: dict[str, Any] | None = None
+    out: dict[str, MethodInfo] = {}
+    for name in names:
+        entries = by_method.get(name, [])
+        first = entries[0] if entries else {}
+        if not entries:
+            cards = _method_cards() if cards is None else cards
+            spec = cards.get(name)
+            if spec is not None:
+                first = {"family": spec.family, "tag": spec.tag, "trained_on": list(spec.trained_on),
+                         "description": spec.description}
+        family, _, tag = name.partition(".")
+        prov: dict[str, str] = {}
+        for e in entries:
+            for k, v in (e.get("provenance") or {}).items():
+                prov.setdefault(str(k), str(v))
+        out[name] = MethodInfo(
+            name=name,
+            family=str(first.get("family") or family),
+            tag=str(first.get("tag") or tag or name),
+            trained_on=_as_tuple(first.get("trained_on")),
+            description=str(first.get("description") or ""),
+            fingerprints=tuple(sorted({str(e["fingerprint"]) for e in entries if e.get("fingerprint")})),
+            provenance=tuple(sorted(prov.items())),
+        )
+    return out
+
+
+def resolve_datasets(
+    names: Iterable[str], manifests: Mapping[tuple[str, str], dict], fr_seen: set[str]
+) -> dict[str, DatasetInfo]:
+    """Dataset facts from the manifests, else the dataset registry, else what the values imply."""
+    by_ds: dict[str, dict] = {}
+    for (_m, d), man in manifests.items():
+        by_ds.setdefault(d, man.get("dataset") or {})
+    registry: dict[str, Any] | None = None
+    out: dict[str, DatasetInfo] = {}
+    for name in names:
+        info = by_ds.get(name)
+        if info is None:
+            registry = _dataset_registry() if registry is None else registry
+            spec = registry.get(name)
+            info = {}
+            if spec is not None:
+                info = {"version": spec.version, "kind": spec.kind, "domains": list(spec.domains),
+                        "has_gt": spec.hr_dir is not None}
+        has_gt = info.get("has_gt")
+        if has_gt is None and name in fr_seen:
+            has_gt = True
+        out[name] = DatasetInfo(
+            name=name,
+            version=str(info.get("version") or ""),
+            kind=str(info.get("kind") or ""),
+            has_gt=None if has_gt is None else bool(has_gt),
+            domains=_as_tuple(info.get("domains")),
+        )
+    return out
+
+
+def resolve_metrics(names: Iterable[str], manifests: Mapping[tuple[str, str], dict]) -> dict[str, MetricInfo]:
+    """Metric facts from the metric table, else parsed from the manifests' conventions lines."""
+    try:
+        from ..metrics import METRICS
+    except Exception:  # noqa: BLE001 - torch missing etc.; manifests still describe the metrics
+        METRICS = {}
+    lines: dict[str, str] = {}
+    for man in manifests.values():
+        for k, v in (man.get("metrics") or {}).items():
+            lines.setdefault(str(k), str(v))
+    table_order = list(METRICS)
+
+    def order(n: str) -> tuple[int, int, str]:
+        if n in PREFERRED_METRIC_ORDER:
+            return (0, PREFERRED_METRIC_ORDER.index(n), n)
+        if n in table_order:
+            return (1, table_order.index(n), n)
+        return (2, 0, n)
+
+    out: dict[str, MetricInfo] = {}
+    for name in sorted(set(names), key=order):
+        spec = METRICS.get(name)
+        if spec is not None:
+            out[name] = MetricInfo(name, spec.kind, spec.higher_is_better, spec.conventions())
+            continue
+        line = lines.get(name, "")
+        m = _CONVENTION_RE.search(line)
+        if m:
+            out[name] = MetricInfo(name, m.group(1), m.group(2) == "higher", line)
+        else:
+            out[name] = MetricInfo(name, "?", name not in LOWER_IS_BETTER_FALLBACK, line)
+    return out
+
+
+def _method_sort_key(info: MethodInfo, highlight: str | None) -> tuple[int, str, str]:
+    """Bicubic first and the highlighted family last, as in the paper's tables."""
+    rank = 0 if info.family == "bicubic" else (2 if info.family == highlight else 1)
+    return (rank, info.family, info.tag)
+
+
+def load_report_data(
+    store_root: str | Path,
+    *,
+    methods: str | Iterable[str] | None = None,
+    datasets: str | Iterable[str] | None = None,
+    metrics: str | Iterable[str] | None = None,
+    highlight: str | None = "rsr",
+) -> ReportData:
+    """Read the store through :mod:`rsr_bench.store` and resolve everything the renderers need.
+
+    ``methods``/``datasets``/``metrics`` are comma lists or globs (``impressionism.*``), matched
+    against what the store holds. ``highlight`` is the family framed green in grids (ignored
+    when the store has no such family).
+    """
+    from .. import store
+    from ..registry import select
+    from ..summary import aggregate
+
+    root = Path(store_root)
+    results = store.load_results(root)
+    failures = store.load_failures(root)
+    manifests = dict(store.load_manifests(root))
+    skipped = dict(store.load_skipped(root))
+
+    all_methods = sorted(set(results["method"]) | {k[0] for k in manifests} | {k[0] for k in skipped})
+    all_datasets = sorted(set(results["dataset"]) | {k[1] for k in manifests} | {k[1] for k in skipped})
+    all_metrics = set(results["metric"])
+    for man in manifests.values():
+        all_metrics |= set((man.get("metrics") or {}).keys())
+    keep_m = select(methods, all_methods, "method") if methods else all_methods
+    keep_d = select(datasets, all_datasets, "dataset") if datasets else all_datasets
+    keep_x = select(metrics, sorted(all_metrics), "metric") if metrics else sorted(all_metrics)
+
+    results = results[results["method"].isin(keep_m) & results["dataset"].isin(keep_d) & results["metric"].isin(keep_x)]
+    failures = failures[failures["method"].isin(keep_m) & failures["dataset"].isin(keep_d)]
+    manifests = {k: v for k, v in manifests.items() if k[0] in keep_m and k[1] in keep_d}
+    skipped = {k: v for k, v in skipped.items() if k[0] in keep_m and k[1] in keep_d}
+
+    metric_info = resolve_metrics(keep_x, manifests)
+    fr = [n for n, mi in metric_info.items() if mi.kind == "FR"]
+    fr_seen = set(results.loc[results["metric"].isin(fr), "dataset"])
+    method_info = resolve_methods(keep_m, manifests)
+    families = {mi.family for mi in method_info.values()}
+    hl = highlight if highlight in families else None
+    method_info = dict(sorted(method_info.items(), key=lambda kv: _method_sort_key(kv[1], hl)))
+    ds_info = resolve_datasets(keep_d, manifests, fr_seen)
+    # Paired sets first (they carry the full-reference columns), then by name.
+    ds_info = dict(sorted(ds_info.items(), key=lambda kv: (kv[1].has_gt is not True, kv[0])))
+
+    stats = aggregate(results) if not results.empty else pd.DataFrame(
+        columns=["method", "dataset", "metric", "mean", "std", "n"])
+    return ReportData(
+        store_root=root, results=results.reset_index(drop=True), failures=failures.reset_index(drop=True),
+        manifests=manifests, skipped=skipped, stats=stats, methods=method_info, datasets=ds_info,
+        metrics=metric_info, highlight_family=hl,
+    )
