@@ -5,7 +5,8 @@ dataset. Recipe (version ``DEMO_VERSION``; any change to it must bump the versio
 
 - HR: six public-domain / CC0 photographs that ship inside scikit-image and matplotlib,
   each a fixed 256x256 crop (a multiple of 4, so no mod-crop is needed).
-- LR_clean = MATLAB bicubic x4 (antialiased, a = -0.5) in float64, rounded to uint8.
+- LR_clean = MATLAB bicubic x4 (antialiased, a = -0.5) of the uint8 HR, as MATLAB computes it
+  on uint8 images (rounded after each axis, see ``imresize_uint8``).
 - ``demo_clean``: LR_clean.
 - ``demo_noise``: LR_clean + sensor-like Poisson-Gaussian noise, variance ``0.003 * x +
   (3/255)^2`` per pixel and channel, seed from the image name, then rounded.
@@ -33,7 +34,7 @@ import torch
 from PIL import Image
 
 from .paths import cache_dir
-from .resize import imresize
+from .resize import imresize, imresize_uint8
 
 DEMO_VERSION = "1"
 CROP = 256
@@ -87,8 +88,9 @@ def _seed(name: str, salt: str) -> int:
 
 
 def _bicubic_down(hr_u8: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(hr_u8.astype(np.float64) / 255.0).permute(2, 0, 1)
-    return imresize(x, 0.25).permute(1, 2, 0).numpy()
+    """MATLAB ``imresize(hr, 1/4)`` on the uint8 image, as benchmark LR images are made."""
+    lr = imresize_uint8(torch.from_numpy(hr_u8).permute(2, 0, 1), 0.25)
+    return lr.permute(1, 2, 0).numpy().astype(np.float64) / 255.0
 
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
