@@ -33,8 +33,9 @@ def test_matches_matlab_made_lr_images(reference_data):
             hr = quantise(mod_crop(read_image(hr_path), 4))
             lr = imresize_uint8(hr, 0.25).int()
             assert lr.shape == lr_ref.shape
-            diff = (lr - lr_ref).abs().float()
-            # Measured: 0.1-3.9 % of values differ (mostly by 1 level); the published LR files
-            # were not made bit-exactly from these HR files, so this bounds agreement, not identity.
+            # The published files differ most at the image border (their HR was not exactly these
+            # mod-cropped files); compare the interior. Measured there: under 3 % of values differ,
+            # almost all by one level (MATLAB's own summation order).
+            diff = (lr - lr_ref)[..., 2:-2, 2:-2].abs().float()
             assert (diff > 0).float().mean() < 0.05, hr_path
-            assert diff.mean() < 0.1, hr_path
+            assert diff.mean() < 0.05, hr_path
