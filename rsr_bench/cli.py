@@ -19,6 +19,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "list": "rsr_bench.commands.list_cmd:list_command",
     "report": "rsr_bench.commands.report_cmd:report_command",
     "fetch": "rsr_bench.commands.fetch_cmd:fetch_command",
+    "score": "rsr_bench.commands.score_cmd:score_command",
     "check": "rsr_bench.commands.check_cmd:check_command",
     "paper": "rsr_bench.commands.paper_cmd:paper_command",
 }
