@@ -27,6 +27,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from . import __version__
@@ -124,7 +125,7 @@ def _fetch_into(
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - scheme checked
+        response = urllib.request.urlopen(request, timeout=timeout)  # scheme checked above
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             # Range not satisfiable: the .part already holds everything (or is longer than the
@@ -304,44 +305,47 @@ def _extract_zip(archive: Path, dest: Path) -> list[Path]:
 
 def _extract_tar(archive: Path, dest: Path) -> list[Path]:
     try:
-        tf = tarfile.open(archive)
-    except tarfile.TarError as exc:
+        with tarfile.open(archive) as tf:
+            return _extract_tar_members(archive, tf, dest)
+    except (tarfile.TarError, EOFError, zlib.error) as exc:  # corrupt or truncated
         raise RsrBenchError(f"cannot read tar archive {archive}: {exc}") from None
-    with tf:
-        plan: list[tuple[tarfile.TarInfo, str | None, str | None]] = []
-        for info in tf.getmembers():
-            rel = _clean_name(archive, info.name)
-            target = None
-            if info.issym():
-                _check_link(archive, info.name, rel or "", info.linkname, hard=False)
-                target = info.linkname
-            elif info.islnk():
-                target = _check_link(archive, info.name, rel or "", info.linkname, hard=True)
-            elif info.ischr() or info.isblk() or info.isfifo() or not (info.isfile() or info.isdir()):
-                raise _unsafe(archive, info.name, "is a device file, FIFO or other special member")
-            plan.append((info, rel, target))
-        dest.mkdir(parents=True, exist_ok=True)
-        dest_real = os.path.realpath(dest)
-        written: list[Path] = []
-        for info, rel, target in plan:
-            if rel is None:
-                continue
-            out = _prepare(archive, info.name, dest, dest_real, rel)
-            if info.issym():
-                _make_symlink(archive, info.name, out, target, dest_real)
-            elif info.islnk():
-                src = dest / target
-                if not src.is_file() or not _inside(dest_real, src):
-                    raise _unsafe(archive, info.name, f"is a hard link to {info.linkname!r}, "
-                                  "which is not a regular file extracted before it")
-                shutil.copyfile(src, out)  # a copy, never a link to something outside
-            elif info.isdir():
-                out.mkdir(exist_ok=True)
-            else:
-                src = tf.extractfile(info)
-                with src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-            written.append(out)
+
+
+def _extract_tar_members(archive: Path, tf: tarfile.TarFile, dest: Path) -> list[Path]:
+    plan: list[tuple[tarfile.TarInfo, str | None, str | None]] = []
+    for info in tf.getmembers():
+        rel = _clean_name(archive, info.name)
+        target = None
+        if info.issym():
+            _check_link(archive, info.name, rel or "", info.linkname, hard=False)
+            target = info.linkname
+        elif info.islnk():
+            target = _check_link(archive, info.name, rel or "", info.linkname, hard=True)
+        elif info.ischr() or info.isblk() or info.isfifo() or not (info.isfile() or info.isdir()):
+            raise _unsafe(archive, info.name, "is a device file, FIFO or other special member")
+        plan.append((info, rel, target))
+    dest.mkdir(parents=True, exist_ok=True)
+    dest_real = os.path.realpath(dest)
+    written: list[Path] = []
+    for info, rel, target in plan:
+        if rel is None:
+            continue
+        out = _prepare(archive, info.name, dest, dest_real, rel)
+        if info.issym():
+            _make_symlink(archive, info.name, out, target, dest_real)
+        elif info.islnk():
+            src = dest / target
+            if not src.is_file() or not _inside(dest_real, src):
+                raise _unsafe(archive, info.name, f"is a hard link to {info.linkname!r}, "
+                              "which is not a regular file extracted before it")
+            shutil.copyfile(src, out)  # a copy, never a link to something outside
+        elif info.isdir():
+            out.mkdir(exist_ok=True)
+        else:
+            src = tf.extractfile(info)
+            with src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+        written.append(out)
     return written
 
 

@@ -153,10 +153,10 @@ def select_faces(faces: list[Face], rule: Mapping[str, Any]) -> list[Face]:
 
 def crop_box(face: Face, width: int, height: int, margin: float) -> tuple[int, int, int, int]:
     """``(left, top, right, bottom)`` of the square crop around ``face`` (step 4)."""
-    side = int(math.floor(max(face.w, face.h) * (1 + 2 * margin) + 0.5))
+    side = math.floor(max(face.w, face.h) * (1 + 2 * margin) + 0.5)
     cx, cy = face.x + face.w / 2, face.y + face.h / 2
-    left = int(math.floor(cx - side / 2 + 0.5))
-    top = int(math.floor(cy - side / 2 + 0.5))
+    left = math.floor(cx - side / 2 + 0.5)
+    top = math.floor(cy - side / 2 + 0.5)
     left = max(0, min(left, width - side))
     top = max(0, min(top, height - side))
     return left, top, min(left + side, width), min(top + side, height)

@@ -14,18 +14,23 @@ from click.testing import CliRunner
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
-from local_http import LocalServer  # noqa: E402
+from local_http import LocalServer
 
-from rsr_bench import faces_wider  # noqa: E402
-from rsr_bench.cli import cli  # noqa: E402
-from rsr_bench.dataset_fetch import (  # noqa: E402
-    MARKER, RECORDS_FILE, check_layout, fetch_dataset, fetched_version, parse_fetch,
+from rsr_bench import faces_wider
+from rsr_bench.cli import cli
+from rsr_bench.dataset_fetch import (
+    MARKER,
+    RECORDS_FILE,
+    check_layout,
+    fetch_dataset,
+    fetched_version,
+    parse_fetch,
 )
-from rsr_bench.datasets import load_datasets, parse_datasets_file  # noqa: E402
-from rsr_bench.download import DownloadError, UnsafeArchiveError  # noqa: E402
-from rsr_bench.errors import ConfigError, RsrBenchError  # noqa: E402
+from rsr_bench.datasets import load_datasets, parse_datasets_file
+from rsr_bench.download import DownloadError, UnsafeArchiveError
+from rsr_bench.errors import ConfigError, RsrBenchError
 
-quiet = dict(progress=False, say=lambda msg: None)
+quiet = {"progress": False, "say": lambda msg: None}
 
 
 def png(size=(8, 8), colour=(10, 20, 30)) -> bytes:
@@ -442,7 +447,7 @@ def test_fetch_cli_methods_and_assets(tmp_path, monkeypatch):
         "family: fakefam\nadapter: fake_fetch_adapter:load\nvariants:\n  one: {}\n  two: {}\n")
     monkeypatch.setenv("RSR_BENCH_METHODS", str(cards))
 
-    import rsr_bench.assets as assets
+    from rsr_bench import assets
 
     class A:
         def __init__(self, name):
@@ -465,3 +470,16 @@ def test_fetch_cli_methods_and_assets(tmp_path, monkeypatch):
     assert res.exit_code == 0 and got == ["niqe_params", "lpips_alex", "niqe_params"], res.output
     res = runner.invoke(cli, base + ["niqe_param"])
     assert res.exit_code == 2 and "Did you mean: niqe_params" in res.output
+
+
+def test_fetch_cli_resumes_an_interrupted_archive(server, tmp_path):
+    serve_pair(server)
+    server.cut_after["pair-input.zip"] = 100
+    sets = write_sets(tmp_path / "sets.yaml", server, PAIR)
+    args = ["fetch", "--data-root", str(tmp_path / "d"), "--datasets-file", str(sets), "--no-progress", "Pair"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "re-run to resume" in res.output
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert server.requests_for("pair-input.zip") == [None, "bytes=100-"]
+    assert check_layout(spec_of(sets, tmp_path / "d", "Pair")) == []

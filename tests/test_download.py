@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from local_http import LocalServer  # noqa: E402
+from local_http import LocalServer
 
-from rsr_bench.download import DownloadError, UnsafeArchiveError, download_file, safe_extract  # noqa: E402
-from rsr_bench.errors import RsrBenchError  # noqa: E402
+from rsr_bench.download import DownloadError, UnsafeArchiveError, download_file, safe_extract
+from rsr_bench.errors import RsrBenchError
 
 PAYLOAD = bytes(range(256)) * 1000  # 256 kB, several read chunks
 
@@ -224,3 +224,7 @@ def test_not_an_archive(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(RsrBenchError, match="neither a zip nor a tar"):
         safe_extract(bad, tmp_path / "o")
+    t = make_tar(tmp_path / "t.tar.gz", [("big.bin", os.urandom(200_000))])
+    t.write_bytes(t.read_bytes()[:50_000])  # truncated download
+    with pytest.raises(RsrBenchError, match=r"t\.tar\.gz"):
+        safe_extract(t, tmp_path / "o2")
