@@ -36,7 +36,7 @@ class LocalServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def do_GET(self):  # noqa: N802 - http.server API
+            def do_GET(self):
                 path = self.path.split("?", 1)[0].lstrip("/")
                 rng = self.headers.get("Range")
                 server.log.append((path, rng))
