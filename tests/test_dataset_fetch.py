@@ -134,6 +134,9 @@ def test_fetch_paired_dataset_records_checksums_and_is_idempotent(server, tmp_pa
     n = len(server.log)
     fetch_dataset(spec, root, **quiet)  # complete: no network at all
     assert len(server.log) == n
+    (spec.hr_dir / "0002.png").unlink()
+    fetch_dataset(spec, root, force=True, **quiet)  # reinstalled from the kept, verified archives
+    assert check_layout(spec) == [] and len(server.log) == n
 
 
 def test_recorded_checksum_is_enforced_on_a_later_download(server, tmp_path):

@@ -37,12 +37,12 @@ def _method_fetcher(spec) -> Callable[[], object] | None:
     return (lambda: fetch(spec)) if callable(fetch) else None
 
 
-def _resolve(name: str, datasets: dict, data_root, progress: bool) -> list[tuple[str, Callable[[], object] | None]]:
+def _resolve(name: str, datasets: dict, data_root, progress: bool, force: bool = False) -> list[tuple[str, Callable[[], object] | None]]:
     """``[(label, action)]`` for one NAME; ``action`` None means "nothing to download"."""
     from ..dataset_fetch import fetch_dataset
 
     def dataset_action(spec):
-        return lambda: fetch_dataset(spec, data_root, progress=progress)
+        return lambda: fetch_dataset(spec, data_root, progress=progress, force=force)
 
     if name == "all-datasets":
         return [(f"dataset {s.name}", dataset_action(s)) for s in datasets.values() if s.fetch]
@@ -78,8 +78,9 @@ def _resolve(name: str, datasets: dict, data_root, progress: bool) -> list[tuple
 @click.option("--datasets-file", "datasets_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Extra datasets YAML file (repeatable).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show download progress bars.")
+@click.option("--force", is_flag=True, help="Re-install datasets that are already complete (kept downloads are reused).")
 def fetch_command(names: tuple[str, ...], data_root: str | None, datasets_files: tuple[str, ...],
-                  progress: bool) -> None:
+                  progress: bool, force: bool) -> None:
     """Download datasets, method weights or assets: NAME is a dataset, a method (or glob such as
     'impressionism.*'), an asset, 'all-datasets' or 'all-assets'.
 
@@ -107,7 +108,7 @@ def fetch_command(names: tuple[str, ...], data_root: str | None, datasets_files:
 
     plan: list[tuple[str, Callable[[], object] | None]] = []
     for name in names:  # resolve everything first: a typo fails before any download starts
-        plan.extend(p for p in _resolve(name, datasets, root, progress) if p[0] not in {q[0] for q in plan})
+        plan.extend(p for p in _resolve(name, datasets, root, progress, force) if p[0] not in {q[0] for q in plan})
 
     failures: list[str] = []
     for label, action in plan:
