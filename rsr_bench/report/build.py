@@ -14,7 +14,7 @@ from pathlib import Path
 from ..atomic import atomic_write_text
 from ..errors import ConfigError
 from .exports import write_exports
-from .model import load_report_data
+from .model import ReportData, load_report_data
 from .tables import build_table
 
 FORMATS = ("html", "csv", "md", "tex")
@@ -59,12 +59,15 @@ def build_report(
     highlight: str | None = "rsr",
     title: str | None = None,
     plots: bool = True,
+    data: ReportData | None = None,
 ) -> Path:
     """Render the report of ``store_root`` into ``out_dir``; returns index.html (or out_dir).
 
     ``grid_images``: ``DATASET/IMAGE`` or ``IMAGE`` entries; default: per dataset the
     ``grids_per_dataset`` images where the methods disagree most (0 disables grids).
     ``crop``: ``(x, y, w, h)`` in SR pixels for every grid; default: automatic per grid.
+    ``data``: already loaded :class:`ReportData` (the CLI prints the table from it first), so
+    the store is read once; the filters are then ignored.
     """
     store_root = Path(store_root)
     if not (store_root / "cells").is_dir() and not (store_root / "skipped.json").is_file():
@@ -73,7 +76,8 @@ def build_report(
     fmts = parse_formats(formats)
     out = Path(out_dir)
     _prepare_out(out)
-    data = load_report_data(store_root, methods=methods, datasets=datasets, metrics=metrics, highlight=highlight)
+    if data is None:
+        data = load_report_data(store_root, methods=methods, datasets=datasets, metrics=metrics, highlight=highlight)
     table = build_table(data)
     written = write_exports(data, table, out, fmts)
     if "html" not in fmts:

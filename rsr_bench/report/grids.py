@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from .model import ReportData
 from .tables import family_label, metric_label
 
-OVERVIEW_MAX = 360  # px, longest side of the overview thumbnail
+OVERVIEW_MAX = 300  # px, longest side of the overview thumbnail
 
 
 @dataclass
