@@ -20,6 +20,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "report": "rsr_bench.commands.report_cmd:report_command",
     "fetch": "rsr_bench.commands.fetch_cmd:fetch_command",
     "score": "rsr_bench.commands.score_cmd:score_command",
+    "train": "rsr_bench.commands.train_cmd:train_command",
     "check": "rsr_bench.commands.check_cmd:check_command",
     "paper": "rsr_bench.commands.paper_cmd:paper_command",
 }
@@ -52,3 +53,7 @@ def cli() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()
