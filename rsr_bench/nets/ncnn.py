@@ -113,6 +113,9 @@ def read_bin(data: bytes, convs: list[ConvEntry], source: str = ".bin") -> list[
             raise ConfigError(f"{source}: file ends before conv {c.name}")
         tag = int.from_bytes(data[pos : pos + 4], "little")
         pos += 4
+        wbytes = {TAG_FP16: (2 * c.weight_count + 3) // 4 * 4, TAG_FP32: 4 * c.weight_count}.get(tag, 0)
+        if pos + wbytes + (4 * c.out_ch if c.bias else 0) > len(data):
+            raise ConfigError(f"{source}: file ends before conv {c.name}")
         if tag == TAG_FP16:
             nbytes = 2 * c.weight_count
             w = np.frombuffer(data, dtype="<f2", count=c.weight_count, offset=pos).astype(np.float32)
