@@ -1,0 +1,90 @@
+"""Training config parsing, the ablation grid and the training data pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rsr_bench.errors import ConfigError
+from rsr_bench.resize import imresize
+from rsr_bench.train import config as C
+from rsr_bench.train.data import ShardedSampler, SRTrainDataset, subimage_positions
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
+
+
+def test_official_config_is_the_recipe() -> None:
+    cfg = C.load_config(CONFIGS / "rsr_official.yaml")
+    assert cfg["attack"] == {"loss": "l1+perceptual", "eps": 14 / 255, "alpha": 1 / 255, "iters": 2, "noise_scale": 1.5}
+    t = cfg["train"]
+    assert (t["lr"], t["betas"], t["gamma"], t["total_iter"]) == (1e-4, [0.9, 0.99], 0.5, 30000)
+    assert t["milestones"] == [4000, 8000, 10000, 12000, 16000, 20000, 25000]
+    assert (t["pixel_weight"], t["perceptual_weight"], t["gan_weight"]) == (1e-2, 1.0, 5e-3)
+    assert (cfg["data"]["gt_size"], cfg["data"]["batch_size"]) == (128, 16)
+    base = C.load_config(CONFIGS / "esrgan_baseline.yaml")
+    assert base["attack"]["loss"] == "none" and base["train"] == t
+
+
+def test_overrides_and_errors() -> None:
+    cfg = C.load_config(CONFIGS / "rsr_official.yaml", ["train.lr=2e-4", "attack.eps=12/255", "data.subimages=null"])
+    assert cfg["train"]["lr"] == 2e-4 and cfg["attack"]["eps"] == 12 / 255 and cfg["data"]["subimages"] is None
+    with pytest.raises(ConfigError, match="Did you mean: attack.eps"):
+        C.load_config(None, ["attack.epss=1"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        C.load_config(None, ["attack.eps"])
+    with pytest.raises(ConfigError, match="attack.loss"):
+        C.load_config(None, ["attack.loss=gan"])
+
+
+def test_ablation_grid_one_run_per_table1_row() -> None:
+    from rsr_bench.train.ablation import expand, load_grid
+
+    rows = expand(load_grid(CONFIGS / "ablation_table1.yaml"))
+    names = [n for n, _ in rows]
+    # 5 eps + 4 iters + 3 noise + 3 losses, the official setting counted once
+    assert len(rows) == 1 + 4 + 3 + 2 + 2 and names[0] == "base"
+    assert len({cfg["out"] for _, cfg in rows}) == len(rows)
+    eps = sorted(round(cfg["attack"]["eps"] * 255) for _, cfg in rows if cfg["attack"]["iters"] == 2
+                 and cfg["attack"]["noise_scale"] == 1.5 and cfg["attack"]["loss"] == "l1+perceptual")
+    assert eps == [10, 12, 14, 16, 18]
+
+
+def test_subimage_positions_match_basicsr() -> None:
+    assert subimage_positions(1356, 480, 240) == [0, 240, 480, 720, 876]
+    assert subimage_positions(480, 480, 240) == [0]
+    assert subimage_positions(300, 480, 240) == [0]
+
+
+def test_sampler_disjoint_ranks_and_resumable() -> None:
+    s0 = ShardedSampler(23, batch_size=3, world=2, rank=0, seed=5)
+    s1 = ShardedSampler(23, batch_size=3, world=2, rank=1, seed=5)
+    a, b = [i for i, _ in s0], [i for i, _ in s1]
+    assert len(a) == len(b) == 9 and not set(a) & set(b) and len(set(a)) == 9
+    full = list(s0)
+    s0.set_epoch(0, start_batch=2)
+    assert list(s0) == full[6:]
+    s0.set_epoch(1)
+    assert [i for i, _ in s0] != a
+
+
+def test_windowed_lr_equals_full_image_bicubic(tmp_path: Path) -> None:
+    """LR of a crop, computed from a window, is the crop of the whole image's MATLAB bicubic LR."""
+    from rsr_bench.image import read_image, write_png
+
+    rng = np.random.default_rng(0)
+    img = torch.from_numpy(rng.random((3, 96, 120))).float()
+    img = torch.nn.functional.avg_pool2d(img[None], 3, 1, 1)[0]  # some structure
+    write_png(tmp_path / "hr" / "a.png", img)
+    cfg = C.load_config(None, [f"data.hr_dir={tmp_path / 'hr'}", "data.subimages=null", "data.gt_size=32",
+                               "data.use_flip=false", "data.use_rot=false", "data.quantize_lr=false"])
+    ds = SRTrainDataset(cfg)
+    hr = read_image(tmp_path / "hr" / "a.png")
+    full = imresize(hr.double(), 0.25).clamp(0, 1).float()
+    for top, left in [(0, 0), (5, 9), (16, 22), (3, 0)]:
+        lr = ds.bicubic_lr(hr, top, left)
+        assert torch.allclose(lr, full[:, top : top + 8, left : left + 8], atol=1e-6)
+    item = ds[(0, (0, 0, 0, 0))]
+    assert item["lq"].shape == (3, 8, 8) and item["gt"].shape == (3, 32, 32)
