@@ -184,12 +184,14 @@ def parse_datasets_file(path: str | os.PathLike, data_root: Path) -> dict[str, D
         fetch = entry.get("fetch")
         if fetch is not None and not isinstance(fetch, dict):
             raise _entry_error(path, name, "'fetch' must be a mapping")
+        version = str(entry.get("version", ""))
         if builtin:
-            from .demo import DEMO_SETS
+            from .demo import DEMO_SETS, DEMO_VERSION
 
             if name not in DEMO_SETS:
                 raise _entry_error(path, name, f"no builtin demo set of that name; known: {sorted(DEMO_SETS)}")
             paired = DEMO_SETS[name].paired
+            version = version or f"demo-v{DEMO_VERSION}"
         else:
             paired = bool(entry.get("hr"))
         specs[name] = DatasetSpec(
@@ -199,7 +201,7 @@ def parse_datasets_file(path: str | os.PathLike, data_root: Path) -> dict[str, D
             scale=scale,
             kind=kind,
             count=count,
-            version=str(entry.get("version", "")),
+            version=version,
             domains=tuple(str(d) for d in domains),
             lr_suffix=str(entry.get("lr_suffix", "")),
             description=str(entry.get("description", "")).strip(),

@@ -134,6 +134,13 @@ class _Decoder:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _dataset_version(dataset: DatasetSpec) -> str:
+    """The declared version, or the one recorded when `rsr-bench fetch` built the set."""
+    from .dataset_fetch import fetched_version
+
+    return fetched_version(dataset) or dataset.version
+
+
 def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], device: torch.device) -> dict:
     spec = method.spec
     return {
@@ -143,7 +150,7 @@ def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec
             "card": str(spec.card_path) if spec.card_path else None, "paper": spec.paper, "licence": spec.licence,
         },
         "dataset": {
-            "name": dataset.name, "version": dataset.version, "kind": dataset.kind, "has_gt": dataset.has_gt,
+            "name": dataset.name, "version": _dataset_version(dataset), "kind": dataset.kind, "has_gt": dataset.has_gt,
             "domains": list(dataset.domains), "scale": dataset.scale, "listing": dataset.listing_fingerprint(),
             "description": dataset.description,
         },
