@@ -88,3 +88,28 @@ def test_windowed_lr_equals_full_image_bicubic(tmp_path: Path) -> None:
         assert torch.allclose(lr, full[:, top : top + 8, left : left + 8], atol=1e-6)
     item = ds[(0, (0, 0, 0, 0))]
     assert item["lq"].shape == (3, 8, 8) and item["gt"].shape == (3, 32, 32)
+
+
+def test_cli_dry_run_and_prepare_subimages(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rsr_bench.cli import cli
+    from rsr_bench.image import read_image, write_png
+
+    res = CliRunner().invoke(cli, ["train", str(CONFIGS / "esrgan_baseline.yaml"), "attack.eps=10/255", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "loss: none" in res.output and "name: esrgan_baseline" in res.output
+    bad = CliRunner().invoke(cli, ["train", str(CONFIGS / "rsr_official.yaml"), "atack.eps=1", "--dry-run"])
+    assert bad.exit_code == 2 and "Did you mean: attack.eps" in bad.output
+
+    img = torch.rand(3, 72, 104)
+    write_png(tmp_path / "hr" / "x.png", img)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  hr_dir: {tmp_path / 'hr'}\n  subimages: {{size: 48, step: 24}}\n")
+    res = CliRunner().invoke(cli, ["train", str(cfg), "--prepare-subimages", str(tmp_path / "sub")])
+    assert res.exit_code == 0, res.output
+    hr_subs = sorted((tmp_path / "sub" / "HR_sub").iterdir())
+    lr_subs = sorted((tmp_path / "sub" / "LR_bicubic_X4_sub").iterdir())
+    # rows 0, 24 (and 72-48=24 already there); cols 0, 24, 48, 56
+    assert len(hr_subs) == len(lr_subs) == 2 * 4
+    assert read_image(hr_subs[0]).shape == (3, 48, 48) and read_image(lr_subs[0]).shape == (3, 12, 12)

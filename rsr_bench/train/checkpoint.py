@@ -128,7 +128,7 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def write_card(path: Path, *, family: str, tag: str, weights: Path, cfg: dict[str, Any], description: str) -> Path:
-    """A method card so ``rsr-bench run --cards PATH`` (or ``RSR_BENCH_METHODS``) can evaluate it."""
+    """A method card so ``rsr-bench run --method-card PATH`` (or ``RSR_BENCH_METHODS``) can evaluate it."""
     card = {
         "family": family,
         "adapter": "rsr_bench.adapters.rrdb:load",

@@ -239,6 +239,8 @@ def validate(cfg: dict[str, Any]) -> None:
     d = cfg["data"]
     if d["gt_size"] % cfg["scale"]:
         raise ConfigError(f"data.gt_size {d['gt_size']} must be a multiple of scale {cfg['scale']}")
+    if cfg["train"]["amp"] is False:  # YAML 1.1 reads a bare `off` as false
+        cfg["train"]["amp"] = "off"
     if cfg["train"]["amp"] not in ("auto", "bf16", "off"):
         raise ConfigError(f"train.amp must be auto, bf16 or off, got {cfg['train']['amp']!r}")
     if cfg["perceptual"]["backbone"] not in ("auto", "vgg19", "vgg16", "random-vgg16"):

@@ -304,7 +304,7 @@ def _finish(cfg: dict[str, Any], out: Path, it: int, metadata: dict[str, Any], t
         f", init {metadata['generator_init'].get('pretrain_g')}"
     )
     path = ckpt.write_card(out / "method_card.yaml", family=family, tag=tag, weights=weights, cfg=cfg, description=desc)
-    log.info("method card %s: evaluate with  rsr-bench run -m %s.%s --cards %s", path, family, tag, path)
+    log.info("method card %s: evaluate with  rsr-bench run --methods %s.%s --method-card %s", path, family, tag, path)
 
 
 def validate(cfg: dict[str, Any], out: Path, it: int, tb: Any) -> dict[str, float] | None:
