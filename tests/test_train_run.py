@@ -38,18 +38,14 @@ def tiny_cfg(out: Path, **extra: object) -> dict:
     return cfg
 
 
+@pytest.mark.slow
 @needs_data
 def test_tiny_training_writes_loadable_checkpoint_and_card(tmp_path: Path) -> None:
     from rsr_bench.nets.layouts import load_checkpoint
     from rsr_bench.method import parse_card
     from rsr_bench.train.trainer import train
 
-    # periodic validation through the harness's runner: one demo image, PSNR
-    out = train(tiny_cfg(tmp_path / "run", **{"val.freq": 3, "val.datasets": ["demo_clean"], "val.metrics": ["psnr"],
-                                               "val.limit": 1}))
-    val = list(csv.DictReader((out / "val.csv").open()))
-    assert [(r["iter"], r["dataset"], r["metric"]) for r in val] == [("3", "demo_clean", "psnr")]
-    assert 0 < float(val[0]["value"]) < 60  # a 3-iteration random net: low, but scored
+    out = train(tiny_cfg(tmp_path / "run"))
     g_path = out / "models" / "net_g_3.pth"
     obj = torch.load(g_path, weights_only=True)
     assert set(obj) == {"params"}
@@ -65,6 +61,20 @@ def test_tiny_training_writes_loadable_checkpoint_and_card(tmp_path: Path) -> No
     assert [float(r["lr"]) for r in rows] == [1e-4, 1e-4, 5e-5]
     (spec,) = parse_card(out / "method_card.yaml")
     assert spec.name == "trained.tiny" and Path(spec.options["checkpoint"]) == g_path.resolve()
+
+
+@pytest.mark.slow
+@needs_data
+def test_periodic_validation_through_runner(tmp_path: Path) -> None:
+    """The checkpoint is evaluated by the harness's own runner and metrics (one demo image, PSNR)."""
+    from rsr_bench.train.trainer import train
+
+    out = train(tiny_cfg(tmp_path / "run", **{"train.total_iter": 1, "val.freq": 1, "val.datasets": ["demo_clean"],
+                                               "val.metrics": ["psnr"], "val.limit": 1}))
+    val = list(csv.DictReader((out / "val.csv").open()))
+    assert [(r["iter"], r["dataset"], r["metric"]) for r in val] == [("1", "demo_clean", "psnr")]
+    assert 0 < float(val[0]["value"]) < 60  # a 1-iteration random net scores low, but it is scored
+    assert (out / "val" / "store" / "cells" / "trained.tiny_iter1" / "demo_clean" / "manifest.json").is_file()
 
 
 @pytest.mark.slow
@@ -94,6 +104,10 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path: Path) -> None:
 def test_esrgan_baseline_has_no_attack(tmp_path: Path) -> None:
     from rsr_bench.train.trainer import train
 
+    from rsr_bench.nets.layouts import load_checkpoint
+
     out = train(tiny_cfg(tmp_path / "base", **{"attack.loss": "none", "train.total_iter": 1}))
     rows = list(csv.DictReader((out / "losses.csv").open()))
     assert rows[0]["attack_loss_start"] == ""
+    assert load_checkpoint(out / "models" / "net_g_1.pth").arch.nf == 8
+    assert (out / "method_card.yaml").is_file()
