@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -9,6 +10,15 @@ from rsr_bench.nets.rrdbnet import RRDBNet
 from rsr_bench.train.attack import PGDConfig, pgd_attack, project, start_grid, structured_start
 from rsr_bench.train.discriminator import VGGStyleDiscriminator
 from rsr_bench.train.losses import d_gan_losses, g_gan_loss
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convs on a shared CPU run many times faster on one thread; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _tiny_g(seed: int = 0) -> RRDBNet:
