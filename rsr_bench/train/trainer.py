@@ -143,6 +143,10 @@ def train(cfg: dict[str, Any]) -> Path:
         return _train(cfg)
     finally:
         torch.set_num_threads(threads)  # train.threads must not leak into the caller's process
+        for h in list(log.handlers):
+            if isinstance(h, logging.FileHandler):
+                log.removeHandler(h)
+                h.close()
 
 
 def _train(cfg: dict[str, Any]) -> Path:
@@ -161,11 +165,17 @@ def _train(cfg: dict[str, Any]) -> Path:
     if info.device.type == "cuda":
         torch.backends.cudnn.benchmark = not t.get("deterministic")
 
+    # rank 0 first: it may download and convert weights (generator mirror, VGG16 features) that
+    # the other ranks then find in the cache instead of fetching them concurrently
+    if not info.is_main:
+        dist.barrier()
     g, g_source = init_generator(cfg)
+    vgg, percep_info = build_perceptual(cfg)
+    if info.is_main:
+        dist.barrier()
     d = VGGStyleDiscriminator(nf=cfg["model"]["d_nf"], input_size=cfg["data"]["gt_size"])
     if cfg["model"].get("pretrain_d"):
         ckpt.load_net(Path(cfg["model"]["pretrain_d"]), d)
-    vgg, percep_info = build_perceptual(cfg)
     step = RSRStep(cfg, g=g, d=d, vgg=vgg, device=info.device, world=info.world)
 
     dataset = SRTrainDataset(cfg)
