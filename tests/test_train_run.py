@@ -111,3 +111,31 @@ def test_esrgan_baseline_has_no_attack(tmp_path: Path) -> None:
     assert rows[0]["attack_loss_start"] == ""
     assert load_checkpoint(out / "models" / "net_g_1.pth").arch.nf == 8
     assert (out / "method_card.yaml").is_file()
+
+
+def test_generator_init_from_file_and_from_method_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pretrain_g accepts an official-layout file or a registered RRDBNet method; loads are strict."""
+    import yaml
+
+    from rsr_bench.errors import ConfigError
+    from rsr_bench.nets.rrdbnet import RRDBNet
+    from rsr_bench.train.trainer import init_generator
+
+    torch.manual_seed(0)
+    src = RRDBNet(nf=8, nb=1, gc=8)
+    ckpt = tmp_path / "g.pth"
+    torch.save({"params_ema": src.state_dict()}, ckpt)
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "mine.yaml").write_text(yaml.safe_dump({
+        "family": "mine", "adapter": "rsr_bench.adapters.rrdb:load",
+        "variants": {"tiny": {"scale": 4, "options": {"checkpoint": str(ckpt)}}},
+    }))
+    monkeypatch.setenv("RSR_BENCH_METHODS", str(cards))
+    for ref in (str(ckpt), "mine.tiny"):
+        cfg = tiny_cfg(tmp_path / "x", **{"model.pretrain_g": ref})
+        g, info = init_generator(cfg)
+        assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), src.state_dict().values()))
+        assert info["pretrain_g"] in (str(ckpt.resolve()), "mine.tiny") and len(info["sha256"]) == 64
+    with pytest.raises(ConfigError, match="does not fit"):
+        init_generator(tiny_cfg(tmp_path / "x", **{"model.pretrain_g": str(ckpt), "model.nf": 16}))
