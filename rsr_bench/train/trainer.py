@@ -226,7 +226,7 @@ def _train(cfg: dict[str, Any]) -> Path:
     if start_iter >= total:
         log.info("nothing to do: iteration %d >= train.total_iter %d", start_iter, total)
         if info.is_main:
-            _finish(cfg, out, total, metadata, None)
+            _finish(cfg, out, start_iter, metadata, None)
         return out
 
     tb = _tensorboard(out, bool(cfg["logger"]["tensorboard"])) if info.is_main else None
