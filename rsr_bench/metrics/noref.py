@@ -13,7 +13,10 @@ float64); a single image is always scored whole because tiling would change the 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Iterator
 
 import torch
 
@@ -22,6 +25,50 @@ from ..errors import NotComputable
 from .base import MetricSpec
 
 PIXEL_BUDGET = 4 * 1024 * 1024
+
+_patch_lock = threading.Lock()
+
+
+def _correlate_taps(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """'valid' 2-D cross-correlation of ``(N,C,H,W)`` with a small ``(kh,kw)`` kernel as a sum of
+    shifted slices. Same arithmetic as ``conv2d`` up to summation order (float64: ~1e-15), but
+    ~15x faster on CPU, where float64 ``conv2d`` has no fast kernel."""
+    kh, kw = kernel.shape
+    h, w = x.shape[-2] - kh + 1, x.shape[-1] - kw + 1
+    out = torch.zeros(*x.shape[:-2], h, w, dtype=x.dtype, device=x.device)
+    for i in range(kh):
+        for j in range(kw):
+            out.add_(x[..., i:i + h, j:j + w], alpha=float(kernel[i, j]))
+    return out
+
+
+def _gauss_normalize_fast(img: torch.Tensor, kernel_size: int = 7, sigma: float = 7.0 / 6, C: int = 1,
+                          padding: str = "same") -> torch.Tensor:
+    """pyiqa's ``normalize_img_with_gauss`` (MSCN) with its own kernel and padding, but the two
+    float64 Gaussian filters done by :func:`_correlate_taps` (they are 70% of NIQE's time)."""
+    from pyiqa.matlab_utils import ExactPadding2d, fspecial
+    from pyiqa.archs.func_util import safe_sqrt
+
+    kernel = fspecial(kernel_size, sigma, 1).to(img)[0, 0]  # float32-rounded, exactly as pyiqa
+    pad = ExactPadding2d(kernel.shape, 1, 1, mode=padding)
+    mu = _correlate_taps(pad(img), kernel)
+    std = _correlate_taps(pad(img**2), kernel)
+    return (img - mu) / (safe_sqrt((std - mu**2).abs()) + C)
+
+
+@contextlib.contextmanager
+def _fast_niqe_filters() -> Iterator[None]:
+    """Use :func:`_gauss_normalize_fast` inside pyiqa's NIQE for the duration of our call only
+    (other users of pyiqa in this process, e.g. the benchmark's baseline, are unaffected)."""
+    import pyiqa.archs.niqe_arch as niqe_arch
+
+    with _patch_lock:
+        original = niqe_arch.normalize_img_with_gauss
+        niqe_arch.normalize_img_with_gauss = _gauss_normalize_fast
+        try:
+            yield
+        finally:
+            niqe_arch.normalize_img_with_gauss = original
 
 
 def _as_batch(x: torch.Tensor) -> torch.Tensor:
@@ -99,6 +146,10 @@ class Niqe(_NoRef):
         path = ensure_asset("niqe-pris-params")
         self.provenance = {"niqe-pris-params": asset_provenance("niqe-pris-params")}
         return NIQE(test_y_channel=True, color_space="yiq", pretrained_model_path=str(path))
+
+    def _score(self, x: torch.Tensor) -> list[float]:
+        with _fast_niqe_filters():
+            return super()._score(x)
 
     def _check(self, x: torch.Tensor) -> None:
         h, w = x.shape[-2:]
