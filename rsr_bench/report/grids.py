@@ -178,7 +178,9 @@ def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Pa
     """Write the crops and overview of one grid under ``out_dir/assets`` and describe them."""
     from .. import store
 
-    methods = [m for m in data.methods if (m, dataset) in data.manifests or (m, dataset) in data.skipped]
+    from .tables import table_methods
+
+    methods = [m for m in table_methods(data) if (m, dataset) in data.manifests or (m, dataset) in data.skipped]
     srs: dict[str, np.ndarray | None] = {}
     lr_path = hr_path = None
     for m in methods:

@@ -16,10 +16,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from .grids import Grid
 from .model import ReportData
 from .plots import Plot
-from .tables import AVERAGE, GenTable, average_note, domain_split, family_label, metric_label
+from .tables import AVERAGE, GenTable, average_note, domain_split, family_label, metric_label, not_run, table_methods
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_FAILURE_ROWS = 300
+# Provenance keys shown up front (where the weights came from); the rest folds into "details".
+PROVENANCE_MAIN = ("source", "note", "url", "official_url", "pypi", "asset", "file", "sha256")
 
 
 def environment() -> Environment:
@@ -39,17 +41,23 @@ def _footnotes(data: ReportData) -> dict:
             lst = versions.setdefault(str(pkg), [])
             if str(v) not in lst:
                 lst.append(str(v))
-        if man.get("device") and str(man["device"]) not in devices:
-            devices.append(str(man["device"]))
+        if man.get("device"):
+            dev = str(man["device"]) + (f" ({man['device_name']})" if man.get("device_name") else "")
+            if dev not in devices:
+                devices.append(dev)
         if man.get("started"):
             started.append(str(man["started"]))
         if man.get("finished"):
             finished.append(str(man["finished"]))
     methods = []
-    for m in data.methods.values():
+    shown = set(table_methods(data))
+    for m in (m for m in data.methods.values() if m.name in shown):
         fp = ", ".join(f[:16] + "…" if len(f) > 16 else f for f in m.fingerprints) or "—"
+        prov = dict(m.provenance)
+        main = [(k, prov[k]) for k in PROVENANCE_MAIN if k in prov]
+        rest = [(k, v) for k, v in m.provenance if k not in PROVENANCE_MAIN]
         methods.append({"name": m.name, "trained": ", ".join(m.trained_on) or "—", "fingerprint": fp,
-                        "provenance": list(m.provenance), "description": m.description})
+                        "provenance": main, "provenance_more": rest, "description": m.description})
     dsets = [{"name": d.name, "version": d.version, "kind": d.kind,
               "gt": {True: "yes", False: "no", None: "unknown"}[d.has_gt],
               "domains": ", ".join((d.name, *d.domains))} for d in data.datasets.values()]
@@ -63,7 +71,8 @@ def _footnotes(data: ReportData) -> dict:
         "versions": sorted((k, " / ".join(v)) for k, v in versions.items()),
         "devices": "; ".join(devices),
         "run_dates": dates,
-        "skipped": sorted(data.skipped.items()),
+        "skipped": sorted((k, v) for k, v in data.skipped.items() if k[0] in shown),
+        "not_run": not_run(data),
     }
 
 
@@ -74,8 +83,9 @@ def _domain_rows(data: ReportData) -> tuple[list, list]:
     metrics = [x for x in data.metrics.values() if x.name in set(split["metric"])]
     rows = []
     lookup = {(r.method, r.metric): r for r in split.itertuples(index=False)}
+    shown = set(table_methods(data))
     for name, m in data.methods.items():
-        if not m.trained_on:
+        if not m.trained_on or name not in shown:
             continue
         vals = []
         for x in metrics:

@@ -134,6 +134,27 @@ def _rank(cells: list[Cell], metric: MetricInfo) -> None:
             c.rank = 2
 
 
+def table_methods(data: ReportData) -> list[str]:
+    """Methods that get a row: those with at least one value or run cell.
+
+    A checkpoint that was skipped everywhere (weights not available) would be a row of dashes;
+    it is listed under the table with its reasons instead (:func:`not_run`).
+    """
+    ran = {m for m, _d in data.manifests} | set(data.results["method"])
+    return [m for m in data.methods if m in ran]
+
+
+def not_run(data: ReportData) -> list[tuple[str, list[str]]]:
+    """``(method, distinct skip reasons)`` for methods without any result in the store."""
+    shown = set(table_methods(data))
+    out = []
+    for m in data.methods:
+        if m not in shown:
+            reasons = list(dict.fromkeys(r for (mm, _d), r in sorted(data.skipped.items()) if mm == m))
+            out.append((m, reasons or ["no results in the store"]))
+    return out
+
+
 def build_table(data: ReportData) -> GenTable:
     """Compute every cell, the per-method averages, the highlights and the in-domain marks."""
     stats = data.cell_stats()
@@ -148,10 +169,12 @@ def build_table(data: ReportData) -> GenTable:
 
     rows: list[Row] = []
     fam_sizes: dict[str, int] = {}
-    for m in data.methods.values():
+    keep = set(table_methods(data))
+    shown = [m for m in data.methods.values() if m.name in keep]
+    for m in shown:
         fam_sizes[m.family] = fam_sizes.get(m.family, 0) + 1
     seen_fam: set[str] = set()
-    for m in data.methods.values():
+    for m in shown:
         trained = ", ".join(m.trained_on) if m.trained_on else "—"
         row = Row(method=m, family_label=family_label(m.family), trained_label=trained,
                   show_tag=m.tag.lower() != trained.lower() and fam_sizes[m.family] > 1,
