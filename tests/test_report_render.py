@@ -176,3 +176,16 @@ def test_refuses_foreign_non_empty_out(built, tmp_path):
     with pytest.raises(ConfigError, match="not an rsr-bench report"):
         build_report(synth.root, tmp_path, formats="md")
     assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_method_skipped_everywhere_is_listed_not_a_row(tmp_path):
+    from rsr_bench.report.synthetic import DEFAULT_DATASETS
+
+    skipped = {("realesrgan.x4plus", d): "weights not available: run `rsr-bench fetch realesrgan`"
+               for d in DEFAULT_DATASETS}
+    synth = build_synthetic_store(tmp_path / "s", n_images=2, skipped=skipped)
+    html = build_report(synth.root, tmp_path / "r", formats="html,md", plots=False, grids_per_dataset=0) \
+        .read_text(encoding="utf-8")
+    assert 'data-method="realesrgan.x4plus"' not in html
+    assert "No results, so no row" in html and "realesrgan.x4plus: weights not available" in html
+    assert "realesrgan" not in (tmp_path / "r" / "table.md").read_text()
