@@ -101,7 +101,7 @@ def main() -> None:
     dist = torch.stack([read_image(root / "dist_dir" / f"{n}.bmp") for n in names])
     ref = torch.stack([read_image(root / "ref_dir" / f"{n}.bmp") for n in names])
     if args.upscale > 1:
-        up = lambda t: torch.nn.functional.interpolate(t, scale_factor=args.upscale, mode="bicubic").clamp(0, 1)  # noqa: E731
+        up = lambda t: torch.nn.functional.interpolate(t, scale_factor=args.upscale, mode="bicubic").clamp(0, 1)
         dist, ref = dequantise(quantise(up(dist))), dequantise(quantise(up(ref)))
     dev = torch.device(args.device)
     dist, ref = dist.to(dev), ref.to(dev)
@@ -112,7 +112,7 @@ def main() -> None:
     header = "| metric | rsr-bench per image (ms/MP) | rsr-bench batch (ms/MP) | pyiqa default (ms/MP) | pyiqa / rsr-bench | build rsr-bench / pyiqa (s) |"
     print(header)
     print("|---|---|---|---|---|---|")
-    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)  # noqa: E731
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     for name in args.metrics.split(","):
         spec = get_metric_spec(name)
         t0 = time.perf_counter()
@@ -123,16 +123,16 @@ def main() -> None:
         build_theirs = time.perf_counter() - t0
         fr = spec.kind == "FR"
 
-        def ours_each():
+        def ours_each(ours=ours, fr=fr):
             for i in range(dist.shape[0]):
                 ours(dist[i:i + 1], ref[i:i + 1] if fr else None)
             sync()
 
-        def ours_batch():
+        def ours_batch(ours=ours, fr=fr):
             ours(dist, ref if fr else None)
             sync()
 
-        def theirs_each():
+        def theirs_each(theirs=theirs, fr=fr):
             with torch.no_grad():
                 for i in range(dist.shape[0]):
                     theirs(dist[i:i + 1], ref[i:i + 1]) if fr else theirs(dist[i:i + 1])

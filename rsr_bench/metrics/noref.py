@@ -46,8 +46,8 @@ def _gauss_normalize_fast(img: torch.Tensor, kernel_size: int = 7, sigma: float 
                           padding: str = "same") -> torch.Tensor:
     """pyiqa's ``normalize_img_with_gauss`` (MSCN) with its own kernel and padding, but the two
     float64 Gaussian filters done by :func:`_correlate_taps` (they are 70% of NIQE's time)."""
-    from pyiqa.matlab_utils import ExactPadding2d, fspecial
     from pyiqa.archs.func_util import safe_sqrt
+    from pyiqa.matlab_utils import ExactPadding2d, fspecial
 
     kernel = fspecial(kernel_size, sigma, 1).to(img)[0, 0]  # float32-rounded, exactly as pyiqa
     pad = ExactPadding2d(kernel.shape, 1, 1, mode=padding)
@@ -60,7 +60,7 @@ def _gauss_normalize_fast(img: torch.Tensor, kernel_size: int = 7, sigma: float 
 def _fast_niqe_filters() -> Iterator[None]:
     """Use :func:`_gauss_normalize_fast` inside pyiqa's NIQE for the duration of our call only
     (other users of pyiqa in this process, e.g. the benchmark's baseline, are unaffected)."""
-    import pyiqa.archs.niqe_arch as niqe_arch
+    from pyiqa.archs import niqe_arch
 
     with _patch_lock:
         original = niqe_arch.normalize_img_with_gauss
