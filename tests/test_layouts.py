@@ -12,7 +12,7 @@ from rsr_bench.errors import ConfigError
 from rsr_bench.nets.layouts import detect_layout, infer_arch, load_checkpoint
 from rsr_bench.nets.rrdbnet import RRDBNet
 
-ARCH = dict(nf=16, nb=2, gc=8, scale=4)
+ARCH = {"nf": 16, "nb": 2, "gc": 8, "scale": 4}
 
 
 def _to_mmsr(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

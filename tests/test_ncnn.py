@@ -10,7 +10,12 @@ import torch
 
 from rsr_bench.errors import ConfigError
 from rsr_bench.nets.layouts import load_checkpoint
-from rsr_bench.nets.ncnn import TAG_FP16, basicsr_conv_names, convert_files, ncnn_to_state_dict
+from rsr_bench.nets.ncnn import (
+    TAG_FP16,
+    basicsr_conv_names,
+    convert_files,
+    ncnn_to_state_dict,
+)
 from rsr_bench.nets.rrdbnet import RRDBNet
 
 

@@ -79,7 +79,7 @@ def unwrap(obj: Any, param_key: str | None = None) -> tuple[dict[str, torch.Tens
 
 def strip_prefix(sd: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
     """Remove a DataParallel ``module.`` prefix from every key that has it."""
-    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in sd.items()}
+    return {(k.removeprefix(prefix)): v for k, v in sd.items()}
 
 
 def detect_layout(sd: Mapping[str, Any]) -> str:
@@ -178,8 +178,8 @@ def load_strict(net: RRDBNet, sd: Mapping[str, torch.Tensor], *, layout: str, so
     unexpected = sorted(set(sd) - set(own))
     wrong = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
     if missing or unexpected or wrong:
-        parts = [f"checkpoint {source} (detected layout: {layout}) does not fit RRDBNet("
-                 f"nf={net.nf}, nb={net.nb}, gc={net.gc}, scale={net.scale})"]
+        parts = [(f"checkpoint {source} (detected layout: {layout}) does not fit RRDBNet("
+                 f"nf={net.nf}, nb={net.nb}, gc={net.gc}, scale={net.scale})")]
         if missing:
             parts.append(f"missing keys (BasicSR names): {_fmt(missing)}")
         if unexpected:
