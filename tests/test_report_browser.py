@@ -11,7 +11,7 @@ synthetic one; ``RSR_BENCH_SCREENSHOT`` copies the screenshot there as well.
 from __future__ import annotations
 
 import base64
-import fcntl
+import contextlib
 import json
 import os
 import select
@@ -27,7 +27,9 @@ from rsr_bench.report.synthetic import build_synthetic_store
 
 CHROMIUM = next((p for p in (os.environ.get("RSR_BENCH_CHROMIUM"), shutil.which("chromium"),
                              shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+BASH = shutil.which("bash")
+pytestmark = pytest.mark.skipif(CHROMIUM is None or BASH is None,
+                                reason="chromium not installed (apt-get install chromium)")
 
 
 class DevTools:
@@ -36,24 +38,19 @@ class DevTools:
     def __init__(self, binary: str, user_data_dir: Path, width: int = 1400, height: int = 1000):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        # Move the child's ends above 10 so dup2 onto 3/4 cannot clobber one of them.
-        hi_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
-        hi_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
-        os.close(to_child_r)
-        os.close(from_child_w)
-
-        def wire() -> None:  # runs in the child before exec
-            os.dup2(hi_r, 3)
-            os.dup2(hi_w, 4)
-
         args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe",
-                f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}", "about:blank"]
-        self.proc = subprocess.Popen(args, pass_fds=(3, 4), preexec_fn=wire,
+                "--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+                "--remote-debugging-pipe", f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}",
+                "about:blank"]
+        # The pipe protocol wants fd 3 (commands in) and fd 4 (replies out); a bash exec moves
+        # our pipe ends there without a preexec_fn (bash, not sh: dash only redirects fds 0-9).
+        r, w = to_child_r, from_child_w
+        wire = f'exec "$@" 3<&{r} 4>&{w} {r}<&- {w}>&-'
+        self.proc = subprocess.Popen([BASH, "-c", wire, "bash", *args], pass_fds=(r, w),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(hi_r)
-        os.close(hi_w)
+        os.close(to_child_r)
+        os.close(from_child_w)
         self.wfd, self.rfd = to_child_w, from_child_r
         self.buf = b""
         self.next_id = 0
@@ -100,10 +97,8 @@ class DevTools:
             self.events.append(ev)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing anyway
             self.send("Browser.close", timeout=5)
-        except Exception:  # noqa: BLE001 - closing anyway
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
@@ -84,17 +83,17 @@ def test_html_table_cells_highlights_and_marks(built):
     for (m, d, _i, x), v in synth.values.items():
         per[(m, d, x)].append(v)
     means = {k: float(np.mean(v)) for k, v in per.items()}
-    for x in DECIMALS:
+    for x, decimals in DECIMALS.items():
         for d in synth.images:
             col = {m: means.get((m, d, x)) for m in {k[0] for k in means} | {"esrgan.div2k"}}
-            shown = {m: round(v, DECIMALS[x]) for m, v in col.items() if v is not None}
+            shown = {m: round(v, decimals) for m, v in col.items() if v is not None}
             order = sorted(set(shown.values()), reverse=HIGHER[x])
             for m, v in col.items():
                 cell = page.cells[(m, f"{x}|{d}")]
                 if v is None:
                     assert cell["text"] == "—" and "na" in cell["cls"] and cell["title"]
                     continue
-                assert cell["text"] == f"{v:.{DECIMALS[x]}f}"
+                assert cell["text"] == f"{v:.{decimals}f}"
                 assert ("best" in cell["cls"]) == (shown[m] == order[0])
                 assert ("second" in cell["cls"]) == (len(order) > 1 and shown[m] == order[1])
                 assert ("in" in cell["cls"]) == ((m, d) in IN_DOMAIN)

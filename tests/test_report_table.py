@@ -63,7 +63,7 @@ def ranks(values: dict[str, float | None], metric: str) -> dict[str, int]:
 
 
 def test_cells_match_independent_means(synth, table):
-    data, t = table
+    _, t = table
     cells, avg = expected(synth)
     assert {r.method.name for r in t.rows} == {k[0] for k in cells} | {SKIPPED[0]}
     for r in t.rows:
@@ -87,7 +87,7 @@ def test_cells_match_independent_means(synth, table):
 
 
 def test_failed_image_is_excluded_and_counted(table):
-    data, t = table
+    _, t = table
     row = next(r for r in t.rows if r.method.name == FAILED[0])
     c = next(c for col, c in zip(t.columns, row.cells) if col.key == f"psnr|{FAILED[1]}")
     assert c.n == 4 and c.n_failed == 1
@@ -95,7 +95,7 @@ def test_failed_image_is_excluded_and_counted(table):
 
 
 def test_missing_cells_have_reasons(table):
-    data, t = table
+    _, t = table
     for r in t.rows:
         for col, c in zip(t.columns, r.cells):
             if col.dataset == "DPED_rw" and col.metric.name in ("psnr", "ssim", "lpips"):
@@ -108,7 +108,7 @@ def test_missing_cells_have_reasons(table):
 
 
 def test_best_second_and_in_domain(synth, table):
-    data, t = table
+    _, t = table
     cells, avg = expected(synth)
     methods = [r.method.name for r in t.rows]
     for j, col in enumerate(t.columns):

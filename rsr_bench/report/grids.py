@@ -177,7 +177,6 @@ def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Pa
                crop: tuple[int, int, int, int] | None = None) -> Grid:
     """Write the crops and overview of one grid under ``out_dir/assets`` and describe them."""
     from .. import store
-
     from .tables import table_methods
 
     methods = [m for m in table_methods(data) if (m, dataset) in data.manifests or (m, dataset) in data.skipped]

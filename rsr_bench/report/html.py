@@ -8,6 +8,7 @@ report's asset folder, so the page works from ``file://`` with no network.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from .grids import Grid
 from .model import ReportData
 from .plots import Plot
-from .tables import AVERAGE, GenTable, average_note, domain_split, family_label, metric_label, not_run, table_methods
+from .tables import (
+    AVERAGE,
+    GenTable,
+    average_note,
+    domain_split,
+    family_label,
+    metric_label,
+    not_run,
+    table_methods,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_FAILURE_ROWS = 300
@@ -91,7 +101,7 @@ def _domain_rows(data: ReportData) -> tuple[list, list]:
         for x in metrics:
             r = lookup.get((name, x.name))
             for v in ((r.in_domain, r.cross_domain) if r is not None else (None, None)):
-                vals.append(x.fmt(None if v is None or v != v else float(v)))
+                vals.append(x.fmt(None if v is None or math.isnan(v) else float(v)))
         rows.append({"label": f"{family_label(m.family)} ({m.tag})", "trained": ", ".join(m.trained_on), "cells": vals})
     return metrics, rows
 
@@ -114,7 +124,8 @@ def render_html(data: ReportData, table: GenTable, *, plots: Sequence[Plot], gri
         "store": str(data.store_root),
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
-        "n_methods": len(data.methods),
+        "n_methods": len(table.rows),
+        "n_not_run": len(data.methods) - len(table.rows),
         "n_datasets": len(data.datasets),
         "n_images": int(data.results[["method", "dataset", "image"]].drop_duplicates().shape[0]),
         "table": table,
