@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -45,12 +46,16 @@ class DevTools:
                 "about:blank"]
         # The pipe protocol wants fd 3 (commands in) and fd 4 (replies out); a bash exec moves
         # our pipe ends there without a preexec_fn (bash, not sh: dash only redirects fds 0-9).
-        r, w = to_child_r, from_child_w
+        # The child's ends go above 9 first, so that they cannot be fd 3 or 4 themselves.
+        r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
+        w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
+        for fd in (to_child_r, from_child_w):
+            os.close(fd)
         wire = f'exec "$@" 3<&{r} 4>&{w} {r}<&- {w}>&-'
         self.proc = subprocess.Popen([BASH, "-c", wire, "bash", *args], pass_fds=(r, w),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_child_r)
-        os.close(from_child_w)
+        os.close(r)
+        os.close(w)
         self.wfd, self.rfd = to_child_w, from_child_r
         self.buf = b""
         self.next_id = 0
