@@ -63,6 +63,9 @@ FORMAT = "rsr-bench-baseline/1"
 
 EXIT_OK, EXIT_REGRESSION, EXIT_SETUP = 0, 1, 2
 
+# Per-image error messages that mean "cannot run on this machine" rather than "the numbers moved".
+SETUP_ERROR_PATTERN = r"^(?:ModuleNotFoundError|ImportError|UnavailableError)\b"
+
 
 class CheckSetupError(RsrBenchError):
     """The check cannot be carried out as asked (exit 2): missing data, weights, bad baseline."""
@@ -444,6 +447,12 @@ def setup_problems(baseline: Baseline, measured: Measured) -> list[str]:
             problems.append(f"{m} on {d} was not evaluated: {measured.skipped[(m, d)]}")
         elif (m, d) not in have and (m, d) not in measured.manifests:
             problems.append(f"{m} on {d}: no results in store {measured.root} (run it, or drop --from-store to evaluate)")
+    # A metric or model that could not even be set up here (a package or model file missing) is
+    # a setup problem, not a regression of the numbers.
+    if not measured.failures.empty:
+        setup = measured.failures[measured.failures["message"].astype(str).str.contains(SETUP_ERROR_PATTERN, regex=True)]
+        for (m, d, stage), grp in setup.groupby(["method", "dataset", "stage"], sort=True):
+            problems.append(f"{m} on {d}: {stage} could not run here ({len(grp)} image(s)): {grp['message'].iloc[0]}")
     want_versions = {k: str((v or {}).get("version")) for k, v in (baseline.provenance.get("datasets") or {}).items()}
     for (m, d), manifest in sorted(measured.manifests.items()):
         got = (manifest.get("dataset") or {}).get("version")

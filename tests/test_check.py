@@ -258,3 +258,23 @@ def test_tolerance_rule() -> None:
     assert t.bound(10.0) == pytest.approx(0.02)
     assert chk.parse_tolerance_option(["psnr=0.1,0.2"]) == {"psnr": chk.Tolerance(0.1, 0.2)}
     assert chk.device_kind("cuda:0 (NVIDIA H100)") == "cuda" and chk.device_kind("cpu") == "cpu"
+
+
+def test_metric_that_cannot_run_here_is_a_setup_error(baseline: Path, tmp_path: Path) -> None:
+    values = {k: {i: dict(m) for i, m in v.items()} for k, v in VALUES.items()}
+    root = tmp_path / "new"
+    for i in values[("m.good", "ds1")].values():
+        del i["lpips"]
+    make_store(root, values)
+    for img in ("i1", "i2"):
+        rec = store.read_record(root, "m.good", "ds1", img)
+        rec["errors"] = [{"stage": "metric:lpips", "message": "ModuleNotFoundError: No module named 'lpips'"}]
+        store.write_record(root, "m.good", "ds1", rec)
+    code, out = invoke("--baseline", baseline, "--from-store", root)
+    assert code == 2 and "metric:lpips could not run here (2 image(s)): ModuleNotFoundError" in out
+    for img in ("i1", "i2"):  # any other crash is a regression
+        rec = store.read_record(root, "m.good", "ds1", img)
+        rec["errors"] = [{"stage": "metric:lpips", "message": "RuntimeError: shape mismatch"}]
+        store.write_record(root, "m.good", "ds1", rec)
+    code, out = invoke("--baseline", baseline, "--from-store", root)
+    assert code == 1 and "metric missing" in out and "shape mismatch" in out
