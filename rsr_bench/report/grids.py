@@ -226,7 +226,7 @@ def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Pa
         info = data.methods[m]
         trained = ", ".join(info.trained_on) or "—"
         label = family_label(info.family)
-        sub = f"trained on {trained}" if info.trained_on else info.tag
+        sub = f"trained on {trained}" if info.trained_on else f"no training ({info.tag})"
         if (m, dataset) in data.skipped:
             panels.append(Panel(label, sub, data.frame_kind(m, dataset),
                                 note=f"not run: {data.skipped[(m, dataset)]}"))

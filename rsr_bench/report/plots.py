@@ -28,6 +28,7 @@ class Plot:
     png: str  # relative to the report folder
     svg: str
     caption: str
+    wide: bool = False  # takes a whole row in the page (many panels)
 
 
 def _family_colours(data: ReportData) -> dict[str, str]:
@@ -95,7 +96,7 @@ def perception_distortion(data: ReportData, out_dir: Path, assets: str,
     png, svg = _save(fig, out_dir, assets, "perception_distortion")
     return Plot("Perception–distortion", png, svg,
                 f"Mean {metric_label(y_metric)} vs mean {metric_label(x_metric)} per dataset (better: top right). "
-                "Filled: in-domain, hollow: cross-domain, square: no training set.")
+                "Filled: in-domain, hollow: cross-domain, square: no training set.", wide=len(dsets) > 2)
 
 
 def domain_gap(data: ReportData, out_dir: Path, assets: str) -> Plot | None:
@@ -124,7 +125,7 @@ def domain_gap(data: ReportData, out_dir: Path, assets: str) -> Plot | None:
     png, svg = _save(fig, out_dir, assets, "domain_gap")
     return Plot("In-domain vs cross-domain", png, svg,
                 "Per trained method: mean over the datasets it was trained on vs over the others. "
-                "A large gap means the method only works in its training domain.")
+                "A large gap means the method only works in its training domain.", wide=len(metrics) > 2)
 
 
 def distributions(data: ReportData, out_dir: Path, assets: str) -> list[Plot]:
@@ -159,7 +160,8 @@ def distributions(data: ReportData, out_dir: Path, assets: str) -> list[Plot]:
         fig.suptitle(d, fontsize=11)
         png, svg = _save(fig, out_dir, assets, f"dist_{slug(d)}")
         plots.append(Plot(f"Per-image distribution: {d}", png, svg,
-                          f"Per-image values on {d} (box: quartiles, whiskers: 1.5 IQR, dots: outliers)."))
+                          f"Per-image values on {d} (box: quartiles, whiskers: 1.5 IQR, dots: outliers).",
+                          wide=len(metrics) > 2))
     return plots
 
 
