@@ -100,7 +100,7 @@ def test_html_table_cells_highlights_and_marks(built):
                 assert f"n = {len(per[(m, d, x)])} images" in cell["title"]
     assert "not run: weights not available" in page.cells[("esrgan.div2k", "niqe|DPED_rw")]["title"]
     assert "no ground truth" in page.cells[("rsr.div2k", "psnr|DPED_rw")]["title"]
-    assert "1 failed image(s) excluded" in page.cells[("impressionism.ntire", "psnr|AIM_syn")]["title"]
+    assert "1 image(s) not in this mean because of errors" in page.cells[("impressionism.ntire", "psnr|AIM_syn")]["title"]
 
 
 def test_user_data_is_escaped(built):

@@ -91,7 +91,7 @@ def test_failed_image_is_excluded_and_counted(table):
     row = next(r for r in t.rows if r.method.name == FAILED[0])
     c = next(c for col, c in zip(t.columns, row.cells) if col.key == f"psnr|{FAILED[1]}")
     assert c.n == 4 and c.n_failed == 1
-    assert "1 failed image(s) excluded" in c.title
+    assert "1 image(s) not in this mean because of errors" in c.title
 
 
 def test_missing_cells_have_reasons(table):
@@ -168,3 +168,23 @@ def test_markdown_latex_wide_csv_agree(table):
     assert "AIM\\_syn" in tex and "NTIRE\\_syn" in md
     header = next(csv.reader(io.StringIO(wide)))
     assert header[:4] == ["method", "family", "tag", "trained_on"] and "psnr|average" in header
+
+
+def test_metric_error_only_affects_that_metric(tmp_path):
+    import json
+
+    synth = build_synthetic_store(tmp_path, n_images=3, failed=set())
+    rec_path = tmp_path / "cells" / "rsr.div2k" / "NTIRE_syn" / "records" / "img000.json"
+    rec = json.loads(rec_path.read_text())
+    del rec["metrics"]["lpips"]
+    rec["errors"] = [{"stage": "metric:lpips", "message": "RuntimeError: boom"}]
+    rec_path.write_text(json.dumps(rec))
+    data = load_report_data(synth.root)
+    t = build_table(data)
+    row = next(r for r in t.rows if r.method.name == "rsr.div2k")
+    cells = {col.key: c for col, c in zip(t.columns, row.cells)}
+    assert cells["lpips|NTIRE_syn"].n == 2 and cells["lpips|NTIRE_syn"].n_failed == 1
+    assert cells["psnr|NTIRE_syn"].n == 3 and cells["psnr|NTIRE_syn"].n_failed == 0
+    long_rows = {(r["metric"], r["dataset"]): r for r in csv.DictReader(io.StringIO(long_csv(data)))
+                 if r["method"] == "rsr.div2k"}
+    assert long_rows[("lpips", "NTIRE_syn")]["n_failed"] == "1" and long_rows[("psnr", "NTIRE_syn")]["n_failed"] == "0"

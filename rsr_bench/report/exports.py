@@ -26,7 +26,7 @@ def long_csv(data: ReportData) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(LONG_COLUMNS + ["n_failed", "in_domain"])
-    failed = data.failure_counts()
+    failed = data.failure_counts_by_metric()
     order_m = {m: i for i, m in enumerate(data.methods)}
     order_d = {d: i for i, d in enumerate(data.datasets)}
     order_x = {x: i for i, x in enumerate(data.metrics)}
@@ -36,7 +36,7 @@ def long_csv(data: ReportData) -> str:
         dom = data.in_domain(r.method, r.dataset)
         w.writerow([r.method, r.dataset, r.metric, repr(float(r.mean)),
                     repr(float(r.std)) if not (isinstance(r.std, float) and math.isnan(r.std)) else "",
-                    int(r.n), failed.get((r.method, r.dataset), 0), "" if dom is None else str(dom).lower()])
+                    int(r.n), failed.get((r.method, r.dataset, r.metric), 0), "" if dom is None else str(dom).lower()])
     return buf.getvalue()
 
 

@@ -112,6 +112,30 @@ class ReportData:
         sel = f[(f["method"] == method) & (f["dataset"] == dataset) & (f["stage"] == f"{NOT_COMPUTABLE} {metric}")]
         return list(dict.fromkeys(sel["message"].astype(str)))
 
+    def failure_counts_by_metric(self) -> dict[tuple[str, str, str], int]:
+        """(method, dataset, metric) -> images missing from that mean because of an error.
+
+        An error before scoring (decode, predict, ...) removes the image from every metric; a
+        ``metric:<name>`` error (the runner's stage name) only from that metric.
+        """
+        errors = self.errors()
+        out: dict[tuple[str, str, str], int] = {}
+        if errors.empty:
+            return out
+        stage = errors["stage"].astype(str)
+        whole = errors[~stage.str.startswith("metric:")]
+        per_image = whole.groupby(["method", "dataset"])["image"].agg(set).to_dict()
+        metric_err = errors[stage.str.startswith("metric:")]
+        per_metric: dict[tuple[str, str, str], set] = {}
+        for r in metric_err.itertuples(index=False):
+            per_metric.setdefault((r.method, r.dataset, str(r.stage)[len("metric:"):]), set()).add(r.image)
+        for m, d in {(r.method, r.dataset) for r in errors.itertuples(index=False)}:
+            for x in self.metrics:
+                n = len(per_image.get((m, d), set()) | per_metric.get((m, d, x), set()))
+                if n:
+                    out[(m, d, x)] = n
+        return out
+
     def failure_counts(self) -> dict[tuple[str, str], int]:
         errors = self.errors()
         if errors.empty:

@@ -59,7 +59,7 @@ class Cell:
         if self.n is not None:
             parts.append(f"n = {self.n} images")
         if self.n_failed:
-            parts.append(f"{self.n_failed} failed image(s) excluded")
+            parts.append(f"{self.n_failed} image(s) not in this mean because of errors (see Failures)")
         if self.in_domain:
             parts.append("in-domain: the model was trained on this dataset")
         return "; ".join(parts)
@@ -158,7 +158,7 @@ def not_run(data: ReportData) -> list[tuple[str, list[str]]]:
 def build_table(data: ReportData) -> GenTable:
     """Compute every cell, the per-method averages, the highlights and the in-domain marks."""
     stats = data.cell_stats()
-    failed = data.failure_counts()
+    failed = data.failure_counts_by_metric()
     have_cell_rows = {(m, d) for (m, d, _x) in stats}
     columns: list[Column] = []
     applicable: dict[str, list[str]] = {}
@@ -195,7 +195,7 @@ def build_table(data: ReportData) -> GenTable:
                     c = Cell(mean, x.fmt(mean), n=n)
                     row.cells.append(c)
                 continue
-            nf = failed.get((m.name, col.dataset), 0)
+            nf = failed.get((m.name, col.dataset, x.name), 0)
             dom = data.in_domain(m.name, col.dataset) is True
             if (m.name, col.dataset, x.name) in stats:
                 mean, std, n = stats[(m.name, col.dataset, x.name)]
