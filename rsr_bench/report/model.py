@@ -321,8 +321,10 @@ def load_report_data(
     hl = highlight if highlight in families else None
     method_info = dict(sorted(method_info.items(), key=lambda kv: _method_sort_key(kv[1], hl)))
     ds_info = resolve_datasets(keep_d, manifests, fr_seen)
-    # Paired sets first (they carry the full-reference columns), then by name.
-    ds_info = dict(sorted(ds_info.items(), key=lambda kv: (kv[1].has_gt is not True, kv[0])))
+    # Paired sets first (they carry the full-reference columns), then in datasets.yaml order
+    # (curated: NTIRE_syn before AIM_syn, as the paper), then by name.
+    reg = {name: i for i, name in enumerate(_dataset_registry())}
+    ds_info = dict(sorted(ds_info.items(), key=lambda kv: (kv[1].has_gt is not True, reg.get(kv[0], len(reg)), kv[0])))
 
     stats = aggregate(results) if not results.empty else pd.DataFrame(
         columns=["method", "dataset", "metric", "mean", "std", "n"])
