@@ -32,6 +32,13 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.4f}"
 
 
+def _render(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def format_table(
     summary: pd.DataFrame,
     *,
@@ -40,38 +47,26 @@ def format_table(
     metrics: Sequence[str] | None = None,
     skipped: dict[tuple[str, str], str] | None = None,
 ) -> str:
-    """Plain-text table: one row per method, columns ``dataset metric↑/↓``; "—" where absent."""
+    """Plain-text tables, one block per dataset: rows = methods, columns = ``metric↑/↓``.
+
+    Methods with no result on a dataset are left out of its block (the caller lists skipped
+    cells with their reasons); "—" marks a metric missing for a method that did run.
+    """
     if summary.empty:
         return "(no results)"
     methods = list(methods or dict.fromkeys(summary["method"]))
     datasets = list(datasets or dict.fromkeys(summary["dataset"]))
     metrics = list(metrics or [m for m in METRICS if m in set(summary["metric"])] or dict.fromkeys(summary["metric"]))
     lookup = {(r.method, r.dataset, r.metric): (r.mean, r.n) for r in summary.itertuples()}
-    columns = [
-        (d, m) for d in datasets for m in metrics
-        if any((meth, d, m) in lookup for meth in methods)
-    ]
-    if not columns:
-        return "(no results for the selection)"
-    header1 = ["method"] + [d for d, _ in columns]
-    header2 = [""] + [f"{m}{METRICS[m].arrow if m in METRICS else ''}" for _, m in columns]
-    body = []
-    for meth in methods:
-        row = [meth]
-        for d, m in columns:
-            cell = lookup.get((meth, d, m))
-            row.append(_fmt(m, cell[0]) if cell else ("skipped" if skipped and (meth, d) in skipped else "—"))
-        body.append(row)
-    widths = [max(len(r[i]) for r in [header1, header2, *body]) for i in range(len(header1))]
-    # Only print a dataset name above its first column.
-    prev = None
-    for i, (d, _) in enumerate(columns, start=1):
-        if d == prev:
-            header1[i] = ""
-        prev = d
-    lines = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        for r in [header1, header2, *body]
-    ]
-    lines.insert(2, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    blocks = []
+    for d in datasets:
+        cols = [m for m in metrics if any((meth, d, m) in lookup for meth in methods)]
+        rows_methods = [meth for meth in methods if any((meth, d, m) in lookup for m in cols)]
+        if not cols:
+            continue
+        n = max(lookup[(meth, d, m)][1] for meth in rows_methods for m in cols if (meth, d, m) in lookup)
+        header = ["method"] + [f"{m}{METRICS[m].arrow if m in METRICS else ''}" for m in cols]
+        body = [[meth] + [_fmt(m, lookup[(meth, d, m)][0]) if (meth, d, m) in lookup else "—" for m in cols]
+                for meth in rows_methods]
+        blocks.append("\n".join([f"{d}  ({n} images)", *_render([header, *body])]))
+    return "\n\n".join(blocks) if blocks else "(no results for the selection)"
