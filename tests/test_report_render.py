@@ -188,3 +188,19 @@ def test_method_skipped_everywhere_is_listed_not_a_row(tmp_path):
     assert 'data-method="realesrgan.x4plus"' not in html
     assert "No results, so no row" in html and "realesrgan.x4plus: weights not available" in html
     assert "realesrgan" not in (tmp_path / "r" / "table.md").read_text()
+
+
+def test_hostile_names_are_escaped_everywhere(tmp_path):
+    name = 'Set<marquee>&"x\'%20'
+    methods = {"bicubic.default": ("bicubic", "default", (), 0.0), "rsr.<blink>": ("rsr", "<blink>", (name,), 1.0)}
+    synth = build_synthetic_store(tmp_path / "s", methods=methods, datasets={name: (True, (), "user")},
+                                  n_images=2, skipped={}, failed=set())
+    index = build_report(synth.root, tmp_path / "r")
+    html = index.read_text(encoding="utf-8")
+    assert "<marquee" not in html and "<blink" not in html and "Set&lt;marquee&gt;&amp;" in html
+    page = Page()
+    page.feed(html)
+    for ref in page.refs:
+        assert (index.parent / unquote(ref)).is_file(), ref
+    assert "Set\\textless{}marquee\\textgreater{}\\&" in (tmp_path / "r" / "table.tex").read_text()
+    assert "Set\\<marquee\\>&" in (tmp_path / "r" / "table.md").read_text()

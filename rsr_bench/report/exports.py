@@ -52,7 +52,10 @@ def wide_csv(table: GenTable) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+    """Backslash-escape what Markdown would interpret (table pipes, emphasis, inline HTML)."""
+    for ch in "\\|*_<>`[]":
+        s = s.replace(ch, "\\" + ch)
+    return s
 
 
 def markdown(table: GenTable) -> str:
@@ -77,7 +80,7 @@ def markdown(table: GenTable) -> str:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "---",
-        "†": r"$^\dagger$"}
+        "†": r"$^\dagger$", "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
 def tex_escape(s: str) -> str:
