@@ -473,7 +473,10 @@ def device_kind(device: Any) -> str:
 
 
 def manifest_precision(manifest: Mapping[str, Any]) -> str:
-    return str(manifest.get("precision") or "fp32")
+    """The cell's inference precision: the manifest's own field, else the engine's (RRDB adapters
+    record it in the method provenance), else fp32."""
+    engine = ((manifest.get("method") or {}).get("provenance") or {}).get("engine") or {}
+    return str(manifest.get("precision") or engine.get("precision") or "fp32")
 
 
 def choose_tolerances(baseline: Baseline, measured: Measured, overrides: Mapping[str, Tolerance]) -> tuple[dict[str, Tolerance], list[str]]:
