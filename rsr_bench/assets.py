@@ -217,6 +217,8 @@ def _say(msg: str) -> None:
 def _check_reachable(url: str) -> None:
     """Fail fast (short connect timeout) when the host of ``url`` cannot be reached."""
     parts = urllib.parse.urlparse(url)
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return  # behind a proxy the host itself is not reachable directly; let the download decide
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
