@@ -104,6 +104,7 @@ class ChecksumError(RsrBenchError):
 _ASSETS: dict[str, Asset] = {}
 _providers_loaded = False
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 seen this process
+_failed: dict[str, str] = {}  # asset -> why every source failed (not retried within one process)
 
 
 # ----------------------------------------------------------------------------------- registry
@@ -435,6 +436,8 @@ def ensure_asset(name: str, *, download: bool = True) -> Path:
             f"asset {name!r} ({asset.description or asset.filename}) is not in the cache "
             f"{assets_root()}; run `rsr-bench fetch {name}`"
         )
+    if name in _failed:  # e.g. a run scoring many images must not retry every source per image
+        raise UnavailableError(_failed[name])
     failures: list[str] = []
     for i, src in enumerate(asset.sources):
         try:
@@ -446,7 +449,11 @@ def ensure_asset(name: str, *, download: bool = True) -> Path:
             continue
         _say(f"{name}: fetched from {record['source']}" + (f" ({src.note})" if src.note else ""))
         return path
-    raise UnavailableError(f"could not fetch asset {name!r}; every source failed:\n  " + "\n  ".join(failures))
+    _failed[name] = (
+        f"could not fetch asset {name!r}; every source failed:\n  " + "\n  ".join(failures)
+        + f"\nonce one of them is reachable, run `rsr-bench fetch {name}`"
+    )
+    raise UnavailableError(_failed[name])
 
 
 def describe(asset: Asset) -> dict[str, Any]:

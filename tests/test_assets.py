@@ -44,6 +44,7 @@ def registry(tmp_path, monkeypatch):
     monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(assets, "_ASSETS", {})
     monkeypatch.setattr(assets, "_providers_loaded", True)
+    monkeypatch.setattr(assets, "_failed", {})
     return tmp_path
 
 
@@ -117,10 +118,14 @@ def test_tampered_only_source_is_refused_and_converter_never_runs(registry):
     assets.register_asset(Asset("p", "p.bin", (
         Source("mirror", url=(registry / "bad.bin").as_uri(), sha256=_sha(good), converter=_CONV),
     )))
-    with pytest.raises(UnavailableError, match="sha256 mismatch"):
+    with pytest.raises(UnavailableError, match="sha256 mismatch") as info:
         assets.ensure_asset("p")
+    assert "rsr-bench fetch p" in str(info.value)
     assert CALLS == []
     assert not assets.asset_path("p").exists()
+    (registry / "bad.bin").write_bytes(good)  # not retried within the process (a run would per image)
+    with pytest.raises(UnavailableError, match="sha256 mismatch"):
+        assets.ensure_asset("p")
 
 
 def test_tampered_cached_file_is_discarded_and_refetched(registry, capsys):
