@@ -144,15 +144,23 @@ class TableResult:
         return [*self.published.datasets, AVG]
 
     def not_measured(self) -> list[str]:
-        """One line per row (or row x dataset) that has no measurement, with the reason."""
+        """Why cells are empty: one line per row that cannot be measured at all (no checkpoint,
+        no weights), then one line per dataset reason, naming the rows it affects."""
         lines = []
+        by_dataset: dict[tuple[str, str], list[str]] = {}
         for r in self.rows:
+            name = _row_name(self.table, r.row)
             if "*" in r.reasons:
-                lines.append(f"{_row_name(self.table, r.row)}: {r.reasons['*']}")
-                continue
+                lines.append(f"{name}: {r.reasons['*']}")
             for d, why in r.reasons.items():
-                lines.append(f"{_row_name(self.table, r.row)} on {self.published.dataset_labels.get(d, d)}: {why}")
-        return lines
+                if d != "*":
+                    by_dataset.setdefault((d, why), []).append(name)
+        for (d, why), names in by_dataset.items():
+            label = self.published.dataset_labels.get(d, d)
+            used = f" (measured on {self.substitutes[d]})" if d in self.substitutes else ""
+            who = "every row with a method" if len(names) == sum(r.method is not None for r in self.rows) else ", ".join(names)
+            lines.append(f"{d}{used} ({label} columns of {who}): {why}")
+        return [" ".join(line.split()) for line in lines]
 
 
 def _row_name(table: PaperTable, row: PaperRow) -> str:
@@ -161,28 +169,41 @@ def _row_name(table: PaperTable, row: PaperRow) -> str:
     return f"{row.label if row.label != row.id else ''}{', '.join(f'{k}={v}' for k, v in row.columns.items())}"
 
 
-def _default_reason(method: str, dataset: str, store: str, *, known_methods: Mapping[str, Any] | None,
-                    known_datasets: Mapping[str, Any] | None) -> str:
-    """Why a (method, dataset) cell has no results: weights, data, or simply not run."""
-    if known_methods is not None and method not in known_methods:
-        return f"method {method} is not registered here (no method card: its weights are not obtainable in this installation)"
-    if known_methods is not None:
-        try:
-            from .method import method_availability
+DATASET_MISSING = "dataset missing: "  # the runner's prefix for cells skipped because the data is absent
 
-            why = method_availability(known_methods[method])
-            if why:
-                return f"weights for {method} not available: {why}"
-        except Exception:  # noqa: BLE001 - availability is advisory here
-            pass
+
+def _method_reason(method: str, skipped: Mapping[tuple[str, str], str], known_methods: Mapping[str, Any] | None) -> str | None:
+    """Why ``method`` cannot be measured at all here (weights), or None."""
+    for (m, _d), why in skipped.items():
+        if m == method and not why.startswith(DATASET_MISSING):
+            return f"weights not available: {why}"
+    if known_methods is None:
+        return None
+    if method not in known_methods:
+        return f"method {method} is not registered here (no method card: its weights are not obtainable in this installation)"
+    try:
+        from .method import method_availability
+
+        why = method_availability(known_methods[method])
+    except Exception:  # noqa: BLE001 - availability is advisory here
+        return None
+    return f"weights not available: {why}" if why else None
+
+
+def _dataset_reason(method: str, dataset: str, store: str, skipped: Mapping[tuple[str, str], str],
+                    known_datasets: Mapping[str, Any] | None) -> str:
+    """Why a (method, dataset) cell has no results when the method itself is runnable."""
+    why = skipped.get((method, dataset))
+    if why:
+        return f"not on disk: {why[len(DATASET_MISSING):]}" if why.startswith(DATASET_MISSING) else f"skipped: {why}"
     if known_datasets is not None:
         spec = known_datasets.get(dataset)
         if spec is None:
-            return f"dataset {dataset} is not registered"
-        why = spec.missing_reason()
-        if why:
-            return f"dataset {dataset} not on disk: {why}"
-    return f"no results for {method} on {dataset} in store {store} (run: rsr-bench run --methods {method} --datasets {dataset} --out {store})"
+            return "not registered (add it to datasets.yaml or pass --datasets-file)"
+        missing = spec.missing_reason()
+        if missing:
+            return f"not on disk: {missing}"
+    return f"not in store {store} (run: rsr-bench run --methods {method} --datasets {dataset} --out {store})"
 
 
 def build_table(published: Published, name: str, summary: pd.DataFrame, *, store: str = "",
@@ -217,6 +238,7 @@ def build_table(published: Published, name: str, summary: pd.DataFrame, *, store
                 "no training run given for this setting (train it, register the checkpoint as a method, then pass "
                 f"--row {row.id}=METHOD)" if name == "table1" else "no method mapped to this row")
         else:
+            missing: list[str] = []
             for d in published.datasets:
                 used = substitutes.get(d, d)
                 got_any = False
@@ -226,14 +248,18 @@ def build_table(published: Published, name: str, summary: pd.DataFrame, *, store
                         cells[m][d].measured, cells[m][d].n = hit
                         got_any = True
                 if not got_any:
-                    reasons[d] = (f"skipped: {skipped[(method, used)]}" if (method, used) in skipped else
-                                  _default_reason(method, used, store, known_methods=known_methods, known_datasets=known_datasets))
+                    missing.append(d)
             for m in published.metrics:
                 parts = [cells[m][d].measured for d in published.datasets]
                 if all(p is not None for p in parts):
                     cells[m][AVG].measured = sum(parts) / len(parts)  # type: ignore[arg-type]
-            if len(reasons) == len(published.datasets) and len({*reasons.values()}) == 1:
-                reasons = {"*": next(iter(reasons.values()))}
+            # Weights first: a method that cannot run here explains the whole row, whatever the data.
+            why_method = _method_reason(method, skipped, known_methods) if len(missing) == len(published.datasets) else None
+            if why_method:
+                reasons["*"] = why_method
+            for d in missing:
+                used = substitutes.get(d, d)
+                reasons[d] = _dataset_reason(method, used, store, skipped, known_datasets)
         results.append(RowResult(row, method, cells, reasons))
     return TableResult(published, table, results, substitutes, store)
 

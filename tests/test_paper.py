@@ -58,7 +58,8 @@ def test_table2_markdown_published_measured_and_reasons(tmp_path: Path) -> None:
     assert "| Δ | -0.010 | -0.350 | -0.180 |" in lines[i + 2]
     j = next(k for k, line in enumerate(lines) if "| Impressionism | NTIRE_syn |" in line)
     assert "24.900 | n/a | n/a" in lines[j + 1] and "+0.080" in lines[j + 2]
-    assert "Impressionism (NTIRE_syn) on AIM: skipped: weights not available" in out
+    # the data-only skip of one cell is listed per dataset, naming the row
+    assert "AIM_syn (AIM columns of Impressionism (NTIRE_syn)): skipped: weights not available" in out
     assert "Impressionism (AIM_syn): no public Impressionism model trained on AIM_syn" in out
     assert "ESRGAN-FS (NTIRE_syn): no ESRGAN-FS model for NTIRE 2020 was released" in out
     assert "rsr.official" in out and "Not measured" in out and "Castillo" in out
@@ -112,4 +113,13 @@ def test_build_table_from_dataframe_without_store() -> None:
     assert rsr.cells["psnr"]["NTIRE_syn"].diff == pytest.approx(-0.01)
     bic = next(r for r in res.rows if r.row.id == "bicubic")
     assert set(bic.reasons) == {"NTIRE_syn", "AIM_syn"}
-    assert all("no results for bicubic.x4" in why for why in bic.reasons.values())
+    assert all("not in store" in why and "--methods bicubic.x4" in why for why in bic.reasons.values())
+
+
+def test_weights_missing_explains_the_whole_row(tmp_path: Path) -> None:
+    root = make_store(tmp_path / "s")
+    store.update_skipped(root, {("rsr.official", "NTIRE_syn"): "dataset missing: LR folder not found",
+                                ("rsr.official", "demo_noise"): "official weights for rsr.official cannot be downloaded"}, set())
+    out = run("table2", "--store", root)
+    assert "RSR (DIV2K): weights not available: official weights for rsr.official cannot be downloaded" in out
+    assert "NTIRE_syn (NTIRE columns of" in out and "not on disk: LR folder not found" in out
