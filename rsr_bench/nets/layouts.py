@@ -10,9 +10,12 @@ The four methods ship the same network in three key layouts (conventions.md sect
 * ``basicsr`` - BasicSR / RSR / Real-ESRGAN: the names of :class:`~rsr_bench.nets.rrdbnet.RRDBNet`.
 
 Wrappers: BasicSR saves ``{'params': sd}`` and, for GAN-trained models, ``{'params_ema': sd}``
-(often both). We prefer ``params_ema`` because that is what Real-ESRGAN's own inference
-(``RealESRGANer``: "prefer to use params_ema") and BasicSR's ESRGAN test configs
-(``param_key_g: params_ema``) load; RSR.pth only has ``params``. ``param_key`` overrides.
+(training snapshots may hold both). We prefer ``params_ema`` because that is what Real-ESRGAN's
+own inference loads (``RealESRGANer``: "prefer to use params_ema", falling back to ``params``).
+BasicSR's test scripts load ``param_key_g`` from the config, default ``params``, falling back to
+``params`` when the requested key is missing. The released files of the methods here hold a
+single key (RealESRGAN_x4plus: ``params_ema``; RSR.pth: ``params``),
+so the preference only matters for training snapshots; ``param_key`` overrides it.
 ``module.`` prefixes (DataParallel) are stripped.
 
 RealSR's own test code loads with ``strict=False``, so a wrong file silently runs a partly
