@@ -129,8 +129,8 @@ def test_missing_assets_give_fetch_command(monkeypatch, tmp_path):
 def test_large_image_within_memory():
     """A 3 MP image (2000x1500, DIV2K-sized SR output) is scored whole; peak RSS growth stays bounded.
 
-    Measured here: NIQE ~0.9 GB (pyiqa works in float64 on unfolded blocks, ~300 B/pixel),
-    PIQE ~0.26 GB, BRISQUE ~0.13 GB, LPIPS < 0.1 GB extra.
+    Measured here (peak RSS growth, 1 thread): NIQE 0.31 GB (pyiqa's own float64 conv path:
+    0.89 GB, its im2col buffer), PIQE 0.28 GB, BRISQUE 0.27 GB, LPIPS 0.58 GB.
     """
     x = _texture(1, 1500, 2000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -140,7 +140,7 @@ def test_large_image_within_memory():
     (v,) = create_metric("lpips")(x, x.flip(-1))
     assert np.isfinite(v)
     grown_gib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20
-    assert grown_gib < 2.5, f"peak memory grew by {grown_gib:.1f} GiB"
+    assert grown_gib < 2, f"peak memory grew by {grown_gib:.1f} GiB"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
