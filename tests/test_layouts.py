@@ -140,3 +140,65 @@ def test_infer_arch_and_detect_x2() -> None:
     assert detect_layout(sd) == "basicsr"
     arch = infer_arch(sd)
     assert (arch.nf, arch.nb, arch.gc, arch.scale) == (8, 1, 4, 2)
+
+
+# ---------------------------------------------------------------------------- through the adapter
+
+
+def _spec(options: dict, scale: int = 4):
+    from rsr_bench.method import MethodSpec
+
+    return MethodSpec(name="fam.tag", family="fam", tag="tag", adapter="rsr_bench.adapters.rrdb:load",
+                      scale=scale, options=options)
+
+
+def test_adapter_loads_local_checkpoint_with_fingerprint(reference, tmp_path: Path) -> None:
+    from rsr_bench.adapters import rrdb
+    from rsr_bench.atomic import sha256_file
+
+    sd, x, y = reference
+    path = tmp_path / "mine.pth"
+    torch.save({"params": _to_mmsr(sd)}, path)
+    spec = _spec({"checkpoint": str(path)})
+    assert rrdb.availability(spec) is None
+    method = rrdb.load(spec, device=torch.device("cpu"), options=spec.options)
+    assert method.fingerprint == sha256_file(path)
+    assert method.provenance["source"] == "local file" and method.provenance["layout"] == "mmsr"
+    assert (method.predict(x) - y).abs().max() < 1e-5
+    with pytest.raises(ConfigError, match="x2 but"):
+        rrdb.load(_spec({"checkpoint": str(path)}, scale=2), device=torch.device("cpu"), options={"checkpoint": str(path)})
+
+
+def test_adapter_rejects_unknown_options_and_reports_missing_files(tmp_path: Path, monkeypatch) -> None:
+    from rsr_bench.adapters import rrdb
+
+    with pytest.raises(ConfigError, match="unknown option"):
+        rrdb.load(_spec({}), device=torch.device("cpu"), options={"tiles": 64})
+    assert "does not exist" in rrdb.availability(_spec({"checkpoint": str(tmp_path / "nope.pth")}))
+    monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
+    official = {"url": "https://example.org/W.pth", "filename": "W.pth", "layout": "mmsr", "sha256": "0" * 64}
+    reason = rrdb.availability(_spec({"official": official}))
+    assert "W.pth" in reason and "https://example.org/W.pth" in reason and "--checkpoint" in reason
+
+
+def test_adapter_official_dropin_is_verified_and_layout_checked(reference, tmp_path: Path, monkeypatch) -> None:
+    from rsr_bench.adapters import rrdb
+    from rsr_bench.assets import ChecksumError
+    from rsr_bench.atomic import sha256_file
+
+    sd, x, y = reference
+    monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
+    dropin = tmp_path / "cache" / "weights" / "W.pth"
+    dropin.parent.mkdir(parents=True)
+    torch.save(_to_mmsr(sd), dropin)
+    official = {"url": "https://example.org/W.pth", "filename": "W.pth", "layout": "mmsr"}
+    spec = _spec({"official": {**official, "sha256": sha256_file(dropin)}})
+    assert rrdb.availability(spec) is None
+    method = rrdb.load(spec, device=torch.device("cpu"), options=spec.options)
+    assert method.provenance["source"] == "official" and (method.predict(x) - y).abs().max() < 1e-5
+    bad = _spec({"official": {**official, "sha256": "f" * 64}})
+    with pytest.raises(ChecksumError):
+        rrdb.load(bad, device=torch.device("cpu"), options=bad.options)
+    wrong_layout = _spec({"official": {**official, "layout": "basicsr"}})
+    with pytest.raises(ConfigError, match="expected layout 'basicsr' but the keys are 'mmsr'"):
+        rrdb.load(wrong_layout, device=torch.device("cpu"), options=wrong_layout.options)
