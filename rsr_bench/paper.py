@@ -333,7 +333,7 @@ def _footer_lines(res: TableResult) -> list[str]:
 
 def render_markdown(res: TableResult) -> str:
     head, body = _grid(res)
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    esc = lambda s: s.replace("|", "\\|")
     out = [f"**{res.table.name.replace('table', 'Table ')}** — {res.table.caption}", ""]
     out.append("| " + " | ".join(map(esc, head)) + " |")
     out.append("|" + "|".join("---" if i < len(head) - 3 * len(res.metrics) else "---:" for i in range(len(head))) + "|")

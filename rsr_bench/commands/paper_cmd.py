@@ -21,7 +21,7 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
     return out
 
 
-def _common(f):  # noqa: ANN001, ANN202 - decorator
+def _common(f):
     f = click.option("--published", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="Published values (default reports/paper/published.yaml).")(f)
     f = click.option("--substitute", multiple=True, metavar="PAPER_SET=DATASET",
