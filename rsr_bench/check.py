@@ -696,7 +696,25 @@ def temp_store() -> tempfile.TemporaryDirectory:
 
 
 __all__ = [
-    "Baseline", "CheckResult", "CheckSetupError", "Comparison", "DEFAULT_TOLERANCES", "Entry", "Measured", "Tolerance",
-    "build_baseline", "check", "compare", "diff_table", "dump_baseline", "evaluate", "load_baseline",
-    "parse_tolerance_option", "read_store", "save_baseline", "EXIT_OK", "EXIT_REGRESSION", "EXIT_SETUP",
+    "DEFAULT_TOLERANCES",
+    "EXIT_OK",
+    "EXIT_REGRESSION",
+    "EXIT_SETUP",
+    "Baseline",
+    "CheckResult",
+    "CheckSetupError",
+    "Comparison",
+    "Entry",
+    "Measured",
+    "Tolerance",
+    "build_baseline",
+    "check",
+    "compare",
+    "diff_table",
+    "dump_baseline",
+    "evaluate",
+    "load_baseline",
+    "parse_tolerance_option",
+    "read_store",
+    "save_baseline",
 ]
