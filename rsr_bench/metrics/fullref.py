@@ -49,11 +49,19 @@ def psnr_levels(a: torch.Tensor, b: torch.Tensor) -> list[float]:
     return [math.inf if m == 0 else 10.0 * math.log10(255.0**2 / m) for m in mse.tolist()]
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_taps(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     t = torch.arange(size, dtype=torch.float64) - size // 2
     g = torch.exp(-(t**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)[None, None]
+    return g / g.sum()
+
+
+def _gaussian_filter(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """'valid' 2-D Gaussian filtering of ``(B, C, H, W)`` as two 1-D passes (same result as the
+    11x11 outer-product window up to float64 rounding, about 10x fewer operations)."""
+    c = x.shape[1]
+    k = taps.to(x)
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def ssim_levels(a: torch.Tensor, b: torch.Tensor, *, padding: str = "valid") -> list[float]:
@@ -62,17 +70,15 @@ def ssim_levels(a: torch.Tensor, b: torch.Tensor, *, padding: str = "valid") -> 
     ``padding="valid"`` is BasicSR's convention; ``"replicate"`` gives MATLAB's same-size map.
     """
     n, c, h, w = a.shape
-    win = _gaussian_window().to(a.device)
     x = a.reshape(n * c, 1, h, w)
     y = b.reshape(n * c, 1, h, w)
     if padding == "replicate":
         x = F.pad(x, (5, 5, 5, 5), mode="replicate")
         y = F.pad(y, (5, 5, 5, 5), mode="replicate")
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_x, mu_y = F.conv2d(x, win), F.conv2d(y, win)
-    sxx = F.conv2d(x * x, win) - mu_x**2
-    syy = F.conv2d(y * y, win) - mu_y**2
-    sxy = F.conv2d(x * y, win) - mu_x * mu_y
+    stats = _gaussian_filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), _gaussian_taps())
+    mu_x, mu_y, exx, eyy, exy = stats.unbind(1)
+    sxx, syy, sxy = exx - mu_x**2, eyy - mu_y**2, exy - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return ssim_map.reshape(n, -1).mean(1).tolist()
 
