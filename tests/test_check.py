@@ -278,3 +278,38 @@ def test_metric_that_cannot_run_here_is_a_setup_error(baseline: Path, tmp_path: 
         store.write_record(root, "m.good", "ds1", rec)
     code, out = invoke("--baseline", baseline, "--from-store", root)
     assert code == 1 and "metric missing" in out and "shape mismatch" in out
+
+
+def test_real_runner_bicubic_kernel_change_fails(tmp_path: Path) -> None:
+    """End to end with the real runner: a fresh baseline holds; a = -0.75 in the kernel fails it;
+    a dataset that is not on disk is a setup error, not a pass."""
+    from rsr_bench import resize
+
+    path = tmp_path / "bicubic.yaml"
+    code, out = invoke("--baseline", path, "--update", "--methods", "bicubic.x4", "--datasets", "demo_clean",
+                       "--metrics", "psnr,ssim", "--limit", "1")
+    assert code == 0, out
+    assert chk.load_baseline(path).evaluation["images"] == {"demo_clean": ["astronaut"]}
+    code, out = invoke("--baseline", path)
+    assert code == 0 and "nothing moved" in out, out
+
+    def keys_075(x):
+        ax = abs(x)
+        return (1.25 * ax**3 - 2.25 * ax**2 + 1) * (ax <= 1) + (-0.75 * ax**3 + 3.75 * ax**2 - 6 * ax + 3) * ((ax > 1) & (ax <= 2))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(resize, "_cubic", keys_075)
+        resize.resize_matrix.cache_clear()
+        try:
+            code, out = invoke("--baseline", path)
+        finally:
+            mp.undo()
+            resize.resize_matrix.cache_clear()
+    assert code == 1 and "bicubic.x4  demo_clean  psnr" in out and "FAIL" in out, out
+
+    data = yaml.safe_load(path.read_text())
+    data["evaluation"]["datasets"].append("NTIRE_syn")
+    data["entries"].append({"method": "bicubic.x4", "dataset": "NTIRE_syn", "metric": "psnr", "mean": 25.0, "n": 1})
+    path.write_text(yaml.safe_dump(data))
+    code, out = invoke("--baseline", path)
+    assert code == 2 and "bicubic.x4 on NTIRE_syn was not evaluated: dataset missing" in out, out
