@@ -126,3 +126,22 @@ def test_weights_missing_explains_the_whole_row(tmp_path: Path) -> None:
     out = run("table2", "--store", root)
     assert "RSR (DIV2K): weights not available: official weights for rsr.official cannot be downloaded" in out
     assert "NTIRE_syn (NTIRE columns of" in out and "not on disk: LR folder not found" in out
+
+
+def test_table1_runs_file_matches_the_ablation_grid() -> None:
+    """Every Table 1 row has a run in the shipped mapping, named as the training grid names its cards."""
+    import yaml
+
+    from rsr_bench.paths import project_root
+
+    runs = yaml.safe_load((project_root() / "reports/paper/table1_runs.yaml").read_text())
+    pub = paper.load_published()
+    assert set(runs) == {r.id for r in pub.tables["table1"].rows}
+    from rsr_bench.train.ablation import expand, load_grid
+
+    rows = expand(load_grid(project_root() / "configs/train/ablation_table1.yaml"))
+    made = {f"{cfg['card']['family']}.{cfg['card']['tag']}" for _, cfg in rows}
+    assert set(runs.values()) == made
+    res = paper.build_table(pub, "table1", pd.DataFrame(columns=["method", "dataset", "metric", "mean", "n"]),
+                            row_methods=runs)
+    assert [r.method for r in res.rows] == list(runs.values())
