@@ -37,7 +37,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--datasets", multiple=True, help="With --update: datasets to pin.")
 @click.option("--metrics", multiple=True, help="With --update: metrics to pin.")
 @click.option("--limit", type=int, default=None, help="With --update: first N images of each dataset.")
-@click.option("--cards", "extra_cards", multiple=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--method-card", "--cards", "extra_cards", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Extra method card files/folders (your own checkpoints).")
 @click.option("--datasets-file", "datasets_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Extra datasets.yaml files.")

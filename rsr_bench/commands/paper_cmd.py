@@ -32,7 +32,7 @@ def _common(f):
                      show_default=True)(f)
     f = click.option("--store", "--from-store", "store", type=click.Path(path_type=Path), default=None,
                      help="Results store (default --out / RSR_BENCH_HOME / ./rsr-bench-results).")(f)
-    f = click.option("--cards", "extra_cards", multiple=True, type=click.Path(exists=True, path_type=Path),
+    f = click.option("--method-card", "--cards", "extra_cards", multiple=True, type=click.Path(exists=True, path_type=Path),
                      help="Extra method cards (e.g. your Table 1 training runs).")(f)
     f = click.option("--datasets-file", "datasets_files", multiple=True,
                      type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
