@@ -58,6 +58,7 @@ import yaml
 from . import __version__
 from .atomic import atomic_write_text
 from .errors import RsrBenchError
+from .runner import package_versions
 
 FORMAT = "rsr-bench-baseline/1"
 
@@ -597,18 +598,6 @@ def check(baseline: Baseline, measured: Measured, *, overrides: Mapping[str, Tol
     return CheckResult(code, comps, notes, [], baseline)
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "numpy", "lpips", "pyiqa", "scikit-image", "pillow", "scipy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def build_baseline(measured: Measured, *, methods: Sequence[str], datasets: Sequence[str], metrics: Sequence[str],
                    limit: int | None, tolerances: Mapping[str, Tolerance] | None = None,
                    other_device: Mapping[str, Tolerance] | None = None,
@@ -639,7 +628,7 @@ def build_baseline(measured: Measured, *, methods: Sequence[str], datasets: Sequ
         versions.update(m.get("versions") or {})
     prov = {
         "rsr_bench": __version__,
-        "versions": versions or _versions(),
+        "versions": versions or package_versions(),
         "device": device_kind(devices[0]) if devices else "cpu",
         "device_detail": devices[0] if devices else "cpu",
         "precision": precisions[0],

@@ -70,11 +70,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def package_versions() -> dict[str, str]:
+    """Installed versions of what can change a number (from package metadata, not imports)."""
+    from importlib import metadata
+
     versions = {"python": platform.python_version(), "rsr_bench": __version__}
-    for name in ("torch", "torchvision", "numpy", "PIL", "lpips", "pyiqa", "skimage", "cv2"):
+    for dist in ("torch", "torchvision", "numpy", "pillow", "lpips", "pyiqa", "scikit-image", "opencv-python-headless"):
         try:
-            versions[name] = str(getattr(importlib.import_module(name), "__version__", "?"))
-        except Exception:  # noqa: BLE001 - an optional package missing is not an error here
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             continue
     return versions
 
