@@ -195,6 +195,11 @@ def _score(metrics: Sequence[MetricSpec], sr_float: torch.Tensor, sr_q: torch.Te
             rec["errors"].append({"stage": f"metric:{m.name}", "message": f"{type(exc).__name__}: {exc}"})
 
 
+def _precision(provenance: Mapping[str, Any]) -> str:
+    engine = provenance.get("engine") or {}
+    return str(engine.get("precision", "fp32")) if isinstance(engine, Mapping) else "fp32"
+
+
 def run_cell(
     method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], *, root: Path, device: torch.device,
     limit: int | None = None, force: bool = False, keep_going: bool = True, progress: bool = True,
@@ -213,6 +218,12 @@ def run_cell(
             raise RsrBenchError(
                 f"stored results for {name} on {dname} come from other weights ({old['method'].get('fingerprint')}, "
                 f"now {method.fingerprint}); use --force to recompute or another --out"
+            )
+        was, now = _precision(old["method"].get("provenance") or {}), _precision(method.provenance)
+        if was != now:
+            raise RsrBenchError(
+                f"stored results for {name} on {dname} were computed in {was}, this run uses {now}; "
+                "use --force to recompute or another --out"
             )
     manifest["started"] = _now()
     store.write_manifest(root, name, dname, {**(old or {}), **manifest, "finished": None})
@@ -272,6 +283,8 @@ def run_cell(
 
 def _prepare_method(spec: MethodSpec, device: torch.device, overrides: Mapping[str, Any]) -> Method:
     """Fetch (mirror weights on first use) and load; raises with the reason on failure."""
+    if overrides.get("checkpoint"):  # a local file replaces the card's weight sources
+        return load_method(spec, device=device, **overrides)
     adapter_module = importlib.import_module(spec.adapter.partition(":")[0])
     reason = method_availability(spec)
     if reason and hasattr(adapter_module, "fetch"):
