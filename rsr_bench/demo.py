@@ -15,8 +15,9 @@ dataset. Recipe (version ``DEMO_VERSION``; any change to it must bump the versio
   (``0.002 * x + (2/255)^2``), JPEG quality 50; its HR is not kept, so it is scored like a
   real-world set (no-reference metrics only).
 
-Generated once into ``cache_dir()/demo/v<version>/`` through a temporary folder and a rename,
-so an interrupted generation is never seen as complete.
+Generated once into ``cache_dir()/demo/v<version>-<recipe hash>/`` through a temporary folder and
+a rename, so an interrupted generation is never seen as complete, and a cache written by other
+generating code (this module or ``resize.py`` changed) is never reused.
 """
 
 from __future__ import annotations
@@ -139,8 +140,18 @@ def make_lr(dataset: str, name: str, hr_u8: np.ndarray) -> np.ndarray:
     raise KeyError(dataset)
 
 
+def recipe_hash() -> str:
+    """Hash of the code that generates the suite, so a cache made by other code is never reused."""
+    from . import resize
+
+    h = hashlib.sha256()
+    for module_file in (__file__, resize.__file__):
+        h.update(Path(module_file).read_bytes())
+    return h.hexdigest()[:10]
+
+
 def demo_dir() -> Path:
-    return cache_dir() / "demo" / f"v{DEMO_VERSION}"
+    return cache_dir() / "demo" / f"v{DEMO_VERSION}-{recipe_hash()}"
 
 
 def _generate(dest: Path) -> None:
