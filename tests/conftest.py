@@ -33,4 +33,4 @@ def reference_data() -> Path:
     value = os.environ.get("RSR_BENCH_REFERENCE_DATA")
     if not value or not Path(value).is_dir():
         pytest.skip("RSR_BENCH_REFERENCE_DATA is not set (reference images from ../shared/data)")
-    return Path(value)
+    return Path(value).resolve()
