@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,3 +36,26 @@ def reference_data() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("RSR_BENCH_REFERENCE_DATA is not set (reference images from ../shared/data)")
     return Path(value).resolve()
+
+
+def find_calibration_dir() -> Path | None:
+    """The 5 official calibration pairs: pyiqa's wheel ships them; else the reference data."""
+    try:
+        p = Path(importlib.metadata.distribution("pyiqa").locate_file("ResultsCalibra"))
+        if (p / "dist_dir" / "I03.bmp").is_file() and (p / "ref_dir" / "I03.bmp").is_file():
+            return p
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    env = os.environ.get("RSR_BENCH_REFERENCE_DATA")
+    if env and (Path(env) / "calibration" / "dist_dir" / "I03.bmp").is_file():
+        return Path(env).resolve() / "calibration"
+    return None
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Small images on shared, oversubscribed CPUs run ~10x faster on one thread (and reproducibly)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -19,13 +19,11 @@ Two references for the no-reference metrics (conventions.md section 2):
 from __future__ import annotations
 
 import csv
-import importlib.metadata
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import find_calibration_dir
 from rsr_bench.image import dequantise, quantise, read_image
 from rsr_bench.metrics import create_metric, get_metric_spec
 
@@ -53,31 +51,14 @@ LPIPS_MIRROR = (0.72370, 0.25716, 0.05079, 0.05205, 0.42532)  # assets.md, 5 dec
 RTOL = {"niqe": 6e-2, "brisque": 8e-2, "piqe": 1e-2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small images on shared, oversubscribed CPUs run ~10x faster on one thread (and reproducibly)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
-def calibration_dir() -> Path | None:
-    try:
-        p = Path(importlib.metadata.distribution("pyiqa").locate_file("ResultsCalibra"))
-        if (p / "dist_dir" / "I03.bmp").is_file() and (p / "ref_dir" / "I03.bmp").is_file():
-            return p
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    env = os.environ.get("RSR_BENCH_REFERENCE_DATA")
-    if env and (Path(env) / "calibration" / "dist_dir" / "I03.bmp").is_file():
-        return Path(env) / "calibration"
-    return None
 
 
 @pytest.fixture(scope="module")
 def pairs() -> tuple[torch.Tensor, torch.Tensor]:
-    root = calibration_dir()
+    root = find_calibration_dir()
     if root is None:
         pytest.skip("no calibration images (pyiqa wheel ResultsCalibra or RSR_BENCH_REFERENCE_DATA/calibration)")
     dist = torch.stack([read_image(root / "dist_dir" / f"{n}.bmp") for n in IMAGES])

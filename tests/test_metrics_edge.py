@@ -15,16 +15,9 @@ from rsr_bench.errors import NotComputable
 from rsr_bench.image import read_image
 from rsr_bench.metrics import create_metric, lpips_metric, noref
 
-pytestmark = pytest.mark.network
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small images on shared, oversubscribed CPUs run ~10x faster on one thread (and reproducibly)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("single_torch_thread")]
 
 
 def _texture(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

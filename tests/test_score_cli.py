@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import csv
-import importlib.metadata
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import find_calibration_dir
 from rsr_bench.cli import cli
 from rsr_bench.score import pair_inputs, score_images
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small images on shared, oversubscribed CPUs run ~10x faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
-def _calibration() -> Path | None:
-    try:
-        p = Path(importlib.metadata.distribution("pyiqa").locate_file("ResultsCalibra"))
-        if (p / "dist_dir" / "I03.bmp").is_file():
-            return p
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    env = os.environ.get("RSR_BENCH_REFERENCE_DATA")
-    if env and (Path(env) / "calibration" / "dist_dir").is_dir():
-        return Path(env) / "calibration"
-    return None
 
 
 def _png(path: Path, h: int, w: int, seed: int = 0, mode: str = "RGB") -> Path:
@@ -119,7 +100,7 @@ def test_cli_psnr_single_file_pair(folders):
 
 @pytest.mark.network
 def test_cli_on_calibration_pairs_matches_official(tmp_path):
-    root = _calibration()
+    root = find_calibration_dir()
     if root is None:
         pytest.skip("no calibration images")
     out = tmp_path / "c.csv"
