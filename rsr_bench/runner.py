@@ -283,9 +283,12 @@ def run_cell(
 
 def _prepare_method(spec: MethodSpec, device: torch.device, overrides: Mapping[str, Any]) -> Method:
     """Fetch (mirror weights on first use) and load; raises with the reason on failure."""
+    adapter_module = importlib.import_module(spec.adapter.partition(":")[0])
+    accepted = getattr(adapter_module, "RUN_OPTIONS", None)  # None: the adapter takes them all
+    if accepted is not None:  # e.g. --precision means nothing to bicubic: not an error there
+        overrides = {k: v for k, v in overrides.items() if k in accepted}
     if overrides.get("checkpoint"):  # a local file replaces the card's weight sources
         return load_method(spec, device=device, **overrides)
-    adapter_module = importlib.import_module(spec.adapter.partition(":")[0])
     reason = method_availability(spec)
     if reason and hasattr(adapter_module, "fetch"):
         adapter_module.fetch(spec)

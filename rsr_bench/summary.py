@@ -68,5 +68,5 @@ def format_table(
         header = ["method"] + [f"{m}{METRICS[m].arrow if m in METRICS else ''}" for m in cols]
         body = [[meth] + [_fmt(m, lookup[(meth, d, m)][0]) if (meth, d, m) in lookup else "—" for m in cols]
                 for meth in rows_methods]
-        blocks.append("\n".join([f"{d}  ({n} images)", *_render([header, *body])]))
+        blocks.append("\n".join([f"{d}  ({n} image{'s' if n != 1 else ''})", *_render([header, *body])]))
     return "\n\n".join(blocks) if blocks else "(no results for the selection)"

@@ -139,3 +139,10 @@ def test_cli_run_report_list(tmp_path):
     assert "Toy" in lst.output and "missing" in lst.output
     bad = runner.invoke(cli, ["run", "--methods", "bicubik", "--out", str(out)])
     assert bad.exit_code == 2 and "Did you mean: bicubic" in bad.output
+
+
+def test_engine_options_do_not_break_weight_free_methods(tmp_path):
+    sets = _paired_set(tmp_path / "toy", 1)
+    summary = run(methods="bicubic", datasets="Toy", metrics="psnr", datasets_files=[sets], progress=False,
+                  method_options={"precision": "bf16", "tile": 64}, log=lambda m: None)
+    assert summary.exit_code == 0 and not summary.skipped and summary.cells[0].computed == 1

@@ -13,6 +13,9 @@ from ..method import MethodSpec
 from ..resize import imresize
 
 
+RUN_OPTIONS: tuple[str, ...] = ()  # run-wide engine options (--tile, --precision) do not apply
+
+
 @dataclass
 class BicubicMethod:
     spec: MethodSpec

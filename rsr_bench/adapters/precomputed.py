@@ -28,6 +28,9 @@ from ..method import MethodSpec
 OPTION_KEYS = {"root", "pattern", "fingerprint"}
 
 
+RUN_OPTIONS: tuple[str, ...] = ()  # run-wide engine options (--tile, --precision) do not apply
+
+
 @dataclass
 class PrecomputedMethod:
     spec: MethodSpec
