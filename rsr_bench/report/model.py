@@ -305,7 +305,10 @@ def load_report_data(
     for man in manifests.values():
         all_metrics |= set((man.get("metrics") or {}).keys())
     keep_m = select(methods, all_methods, "method") if methods else all_methods
-    keep_d = select(datasets, all_datasets, "dataset") if datasets else all_datasets
+    # By default only datasets something ran on: a set that is not on disk would be a column of
+    # dashes (its skip reasons still reach the notes); name it in --datasets to show it anyway.
+    ran_on = set(results["dataset"]) | {k[1] for k in manifests}
+    keep_d = select(datasets, all_datasets, "dataset") if datasets else [d for d in all_datasets if d in ran_on]
     keep_x = select(metrics, sorted(all_metrics), "metric") if metrics else sorted(all_metrics)
 
     results = results[results["method"].isin(keep_m) & results["dataset"].isin(keep_d) & results["metric"].isin(keep_x)]
