@@ -59,6 +59,7 @@ from . import __version__
 from .atomic import atomic_write_text
 from .errors import RsrBenchError
 from .runner import package_versions
+from .yamlfile import read_yaml_mapping
 
 FORMAT = "rsr-bench-baseline/1"
 
@@ -244,14 +245,9 @@ _TOP_KEYS = {"format", "created", "provenance", "evaluation", "tolerances", "oth
 def load_baseline(path: str | Path) -> Baseline:
     """Read and validate a baseline file; every problem names the file and the key at fault."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckSetupError(f"baseline {path} does not exist (create one with: rsr-bench check --baseline {path} --update ...)") from None
-    except yaml.YAMLError as exc:
-        raise CheckSetupError(f"baseline {path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CheckSetupError(f"baseline {path}: expected a mapping at top level")
+    if not path.is_file():
+        raise CheckSetupError(f"baseline {path} does not exist (create one with: rsr-bench check --baseline {path} --update ...)")
+    data = read_yaml_mapping(path, what="baseline", error=CheckSetupError)
     if data.get("format") != FORMAT:
         raise CheckSetupError(f"baseline {path}: format is {data.get('format')!r}, expected {FORMAT!r}")
     extra = set(data) - _TOP_KEYS

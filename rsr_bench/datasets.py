@@ -34,13 +34,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from .errors import ConfigError
 from .image import list_images
 from .paths import data_root as default_data_root
 from .paths import project_root
 from .registry import select, unknown
+from .yamlfile import read_yaml_mapping
 
 FILE_KEYS = {"root", "datasets"}
 ENTRY_KEYS = {
@@ -140,14 +140,7 @@ def _entry_error(path: Path, name: str, msg: str) -> ConfigError:
 def parse_datasets_file(path: str | os.PathLike, data_root: Path) -> dict[str, DatasetSpec]:
     """Parse one datasets YAML file. Relative paths resolve against ``root:`` or ``data_root``."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"datasets file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"datasets file {path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"datasets file {path}: expected a mapping with a 'datasets' key")
+    data = read_yaml_mapping(path, what="datasets file")
     extra = set(data) - FILE_KEYS
     if extra:
         raise ConfigError(f"datasets file {path}: unknown top-level key(s) {sorted(extra)}; allowed: {sorted(FILE_KEYS)}")

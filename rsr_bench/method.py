@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-import yaml
 
 from .errors import ConfigError
 from .paths import project_root
 from .registry import import_object, select, unknown
+from .yamlfile import read_yaml_mapping
 
 CARD_KEYS = {"family", "adapter", "paper", "licence", "url", "description", "defaults", "variants"}
 VARIANT_KEYS = {"description", "trained_on", "scale", "options", "adapter"}
@@ -82,12 +82,7 @@ def _card_error(path: Path, msg: str) -> ConfigError:
 
 def parse_card(path: Path) -> list[MethodSpec]:
     """Parse one card file into specs. Unknown keys are rejected by name."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise _card_error(path, f"invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise _card_error(path, "expected a mapping at top level")
+    data = read_yaml_mapping(path, what="method card")
     extra = set(data) - CARD_KEYS
     if extra:
         raise _card_error(path, f"unknown key(s) {sorted(extra)}; allowed: {sorted(CARD_KEYS)}")

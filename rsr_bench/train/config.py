@@ -19,6 +19,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
+from ..yamlfile import read_yaml_mapping
 
 ATTACK_LOSSES = ("l1", "perceptual", "l1+perceptual", "none")
 
@@ -185,14 +186,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
 def _file_layers(path: Path, depth: int = 0) -> list[tuple[dict[str, Any], str]]:
     if depth > 8:
         raise ConfigError(f"{path}: 'base:' chain too deep")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"training config {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at top level")
+    data = read_yaml_mapping(path, what="training config")
     data = _fractions(data)
     layers = []
     base = data.pop("base", None)
