@@ -45,6 +45,18 @@ def _family_colours(data: ReportData) -> dict[str, str]:
     return out
 
 
+def _method_markers(data: ReportData) -> dict[str, str]:
+    """Marker per checkpoint: checkpoints of one family share its colour, so shape tells them apart."""
+    shapes = ["o", "^", "D", "v", "P", "X", "h", "<", ">"]
+    seen: dict[str, int] = {}
+    out = {}
+    for name, m in data.methods.items():
+        k = seen.get(m.family, 0)
+        seen[m.family] = k + 1
+        out[name] = shapes[k % len(shapes)]
+    return out
+
+
 def _save(fig: Figure, out_dir: Path, assets: str, stem: str) -> tuple[str, str]:
     pdir = out_dir / assets / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +85,7 @@ def perception_distortion(data: ReportData, out_dir: Path, assets: str,
     if not dsets:
         return None
     colours = _family_colours(data)
+    markers = _method_markers(data)
     fig = Figure(figsize=(4.2 * len(dsets), 3.6), layout="constrained")
     axes = fig.subplots(1, len(dsets), squeeze=False)[0]
     for ax, d in zip(axes, dsets):
@@ -82,7 +95,7 @@ def perception_distortion(data: ReportData, out_dir: Path, assets: str,
             dom = data.in_domain(m, d)
             c = colours[data.methods[m].family]
             ax.scatter(stats[(m, d, x_metric)][0], stats[(m, d, y_metric)][0], s=60,
-                       marker="s" if dom is None else "o", facecolors=c if dom in (True, None) else "white",
+                       marker="s" if dom is None else markers[m], facecolors=c if dom in (True, None) else "white",
                        edgecolors=c, linewidths=1.8, label=_method_label(data, m), zorder=3)
         ax.set_title(d, fontsize=10)
         ax.set_xlabel(f"{metric_label(x_metric)} {data.metrics[x_metric].arrow}")
@@ -96,7 +109,7 @@ def perception_distortion(data: ReportData, out_dir: Path, assets: str,
     png, svg = _save(fig, out_dir, assets, "perception_distortion")
     return Plot("Perception–distortion", png, svg,
                 f"Mean {metric_label(y_metric)} vs mean {metric_label(x_metric)} per dataset (better: top right). "
-                "Filled: in-domain, hollow: cross-domain, square: no training set.", wide=len(dsets) > 2)
+                "Colour: method family; shape: checkpoint; filled: in-domain, hollow: cross-domain, square: no training set.", wide=len(dsets) > 2)
 
 
 def domain_gap(data: ReportData, out_dir: Path, assets: str) -> Plot | None:
