@@ -50,17 +50,17 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from rsr_bench.inference import EngineOptions, RRDBEngine
-from rsr_bench.nets.rrdbnet import RRDBNet
+from rsr_bench.methods.engine import EngineOptions, RRDBEngine
+from rsr_bench.methods.rrdbnet import RRDBNet
 
 
 def load_net(weights: str | None) -> tuple[RRDBNet, str]:
-    from rsr_bench.nets.layouts import load_checkpoint
+    from rsr_bench.methods.layouts import load_checkpoint
 
     if weights:
         return load_checkpoint(weights).net, weights
     try:
-        from rsr_bench.assets import asset_path, is_cached
+        from rsr_bench.fetch.assets import asset_path, is_cached
 
         if is_cached("impressionism-df2k-jpeg-x4"):
             return load_checkpoint(asset_path("impressionism-df2k-jpeg-x4")).net, "impressionism-df2k-jpeg-x4 (mirror)"

@@ -51,7 +51,7 @@ def prepare_pyiqa_home(home: Path) -> None:
     import torch
     import torchvision
 
-    from rsr_bench.assets import ensure_asset
+    from rsr_bench.fetch.assets import ensure_asset
 
     pyiqa_dir = home / "hub" / "pyiqa"
     ckpt_dir = home / "hub" / "checkpoints"

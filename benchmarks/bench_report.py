@@ -50,7 +50,8 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="keep the store and report under DIR")
     ap.add_argument("--limit", type=float, default=10.0, help="fail (exit 1) above this many seconds")
     args = ap.parse_args()
-    from rsr_bench.report.synthetic import build_synthetic_store
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suite's store builder
+    from synthetic_store import build_synthetic_store
 
     w, h = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rsr_bench.nets.rrdbnet import RRDBNet  # noqa: E402
+from rsr_bench.methods.rrdbnet import RRDBNet  # noqa: E402
 from rsr_bench.train import config as C  # noqa: E402
 from rsr_bench.train.discriminator import VGGStyleDiscriminator  # noqa: E402
 from rsr_bench.train.losses import VGGFeatures  # noqa: E402

@@ -26,9 +26,9 @@ from . import __version__, store
 from .datasets import DatasetSpec, Sample, load_datasets, select_datasets
 from .errors import ImageError, NotComputable, RsrBenchError
 from .image import dequantise, match_hr_to_lr, quantise, read_image, write_png
-from .method import Method, MethodSpec, load_method, load_method_specs, method_availability, select_methods
+from .methods.cards import Method, MethodSpec, load_method, load_method_specs, method_availability, select_methods
 from .metrics import MetricSpec, create_metric, select_metrics
-from .paths import store_root
+from .files import store_root
 
 PREFETCH = 3
 
@@ -139,7 +139,7 @@ class _Decoder:
 
 def _dataset_version(dataset: DatasetSpec) -> str:
     """The declared version, or the one recorded when `rsr-bench fetch` built the set."""
-    from .dataset_fetch import fetched_version
+    from .fetch.datasets import fetched_version
 
     return fetched_version(dataset) or dataset.version
 

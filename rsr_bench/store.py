@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import atomic_write_json
+from .files import atomic_write_json
 
 RESULT_COLUMNS = ["method", "dataset", "image", "metric", "value"]
 FAILURE_COLUMNS = ["method", "dataset", "image", "stage", "message"]

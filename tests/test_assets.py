@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from rsr_bench import assets
-from rsr_bench.assets import Asset, ChecksumError, Source
+from rsr_bench.fetch import assets
+from rsr_bench.fetch.assets import Asset, ChecksumError, Source
 from rsr_bench.errors import ConfigError, UnavailableError, UnknownNameError
-from rsr_bench.metrics import metric_assets as ma
+from rsr_bench.fetch import metric_models as ma
 
 METRIC_ASSETS = ("alexnet-features", "lpips-alex-v0.1-lin", "vgg16-features", "niqe-pris-params", "brisque-live-svr")
 
@@ -211,7 +211,7 @@ def test_pip_arguments():
 
 def test_providers_are_lazy_and_missing_provider_is_skipped(monkeypatch):
     monkeypatch.setattr(assets, "_providers_loaded", False)
-    monkeypatch.setattr(assets, "ASSET_PROVIDERS", ("rsr_bench.metrics.metric_assets", "rsr_bench.no_such_provider"))
+    monkeypatch.setattr(assets, "ASSET_PROVIDERS", ("rsr_bench.fetch.metric_models", "rsr_bench.no_such_provider"))
     names = [a.name for a in assets.list_assets()]
     for n in METRIC_ASSETS:
         assert n in names

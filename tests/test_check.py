@@ -283,7 +283,7 @@ def test_metric_that_cannot_run_here_is_a_setup_error(baseline: Path, tmp_path: 
 def test_real_runner_bicubic_kernel_change_fails(tmp_path: Path) -> None:
     """End to end with the real runner: a fresh baseline holds; a = -0.75 in the kernel fails it;
     a dataset that is not on disk is a setup error, not a pass."""
-    from rsr_bench import resize
+    from rsr_bench import image as resize
 
     path = tmp_path / "bicubic.yaml"
     code, out = invoke("--baseline", path, "--update", "--methods", "bicubic.x4", "--datasets", "demo_clean",

@@ -16,9 +16,9 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(__file__))
 from local_http import LocalServer
 
-from rsr_bench import faces_wider
+from rsr_bench.fetch import faces as faces_wider
 from rsr_bench.cli import cli
-from rsr_bench.dataset_fetch import (
+from rsr_bench.fetch.datasets import (
     MARKER,
     RECORDS_FILE,
     check_layout,
@@ -27,7 +27,7 @@ from rsr_bench.dataset_fetch import (
     parse_fetch,
 )
 from rsr_bench.datasets import load_datasets, parse_datasets_file
-from rsr_bench.download import DownloadError, UnsafeArchiveError
+from rsr_bench.fetch.download import DownloadError, UnsafeArchiveError
 from rsr_bench.errors import ConfigError, RsrBenchError
 
 quiet = {"progress": False, "say": lambda msg: None}
@@ -450,7 +450,7 @@ def test_fetch_cli_methods_and_assets(tmp_path, monkeypatch):
         "family: fakefam\nadapter: fake_fetch_adapter:load\nvariants:\n  one: {}\n  two: {}\n")
     monkeypatch.setenv("RSR_BENCH_METHODS", str(cards))
 
-    from rsr_bench import assets
+    from rsr_bench.fetch import assets
 
     class A:
         def __init__(self, name):

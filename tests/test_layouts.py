@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rsr_bench.errors import ConfigError
-from rsr_bench.nets.layouts import detect_layout, infer_arch, load_checkpoint
-from rsr_bench.nets.rrdbnet import RRDBNet
+from rsr_bench.methods.layouts import detect_layout, infer_arch, load_checkpoint
+from rsr_bench.methods.rrdbnet import RRDBNet
 
 ARCH = {"nf": 16, "nb": 2, "gc": 8, "scale": 4}
 
@@ -146,15 +146,15 @@ def test_infer_arch_and_detect_x2() -> None:
 
 
 def _spec(options: dict, scale: int = 4):
-    from rsr_bench.method import MethodSpec
+    from rsr_bench.methods.cards import MethodSpec
 
-    return MethodSpec(name="fam.tag", family="fam", tag="tag", adapter="rsr_bench.adapters.rrdb:load",
+    return MethodSpec(name="fam.tag", family="fam", tag="tag", adapter="rsr_bench.methods.rrdb:load",
                       scale=scale, options=options)
 
 
 def test_adapter_loads_local_checkpoint_with_fingerprint(reference, tmp_path: Path) -> None:
-    from rsr_bench.adapters import rrdb
-    from rsr_bench.atomic import sha256_file
+    from rsr_bench.methods import rrdb
+    from rsr_bench.files import sha256_file
 
     sd, x, y = reference
     path = tmp_path / "mine.pth"
@@ -170,7 +170,7 @@ def test_adapter_loads_local_checkpoint_with_fingerprint(reference, tmp_path: Pa
 
 
 def test_adapter_rejects_unknown_options_and_reports_missing_files(tmp_path: Path, monkeypatch) -> None:
-    from rsr_bench.adapters import rrdb
+    from rsr_bench.methods import rrdb
 
     with pytest.raises(ConfigError, match="unknown option"):
         rrdb.load(_spec({}), device=torch.device("cpu"), options={"tiles": 64})
@@ -182,9 +182,9 @@ def test_adapter_rejects_unknown_options_and_reports_missing_files(tmp_path: Pat
 
 
 def test_adapter_official_dropin_is_verified_and_layout_checked(reference, tmp_path: Path, monkeypatch) -> None:
-    from rsr_bench.adapters import rrdb
-    from rsr_bench.assets import ChecksumError
-    from rsr_bench.atomic import sha256_file
+    from rsr_bench.methods import rrdb
+    from rsr_bench.fetch.assets import ChecksumError
+    from rsr_bench.files import sha256_file
 
     sd, x, y = reference
     monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))

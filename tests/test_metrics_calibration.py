@@ -89,7 +89,7 @@ def test_random_alexnet_cannot_pass_calibration(pairs):
     """Proves the calibration is sensitive to the trunk: only ImageNet AlexNet reproduces it."""
     import torchvision
 
-    from rsr_bench.metrics.lpips_metric import Lpips
+    from rsr_bench.metrics.perceptual import Lpips
 
     torch.manual_seed(0)
     random_features = {f"features.{k}": v for k, v in torchvision.models.alexnet(weights=None).features.state_dict().items()}
@@ -124,7 +124,7 @@ def test_noref_equals_pyiqa_create_metric_with_same_files(pairs, name):
     """Our wrapper adds no numerical change to pyiqa's implementation (same files, same input)."""
     import pyiqa
 
-    from rsr_bench.assets import ensure_asset
+    from rsr_bench.fetch.assets import ensure_asset
 
     files = {"niqe": "niqe-pris-params", "brisque": "brisque-live-svr"}
     kwargs = {"pretrained_model_path": str(ensure_asset(files[name]))} if name in files else {}

@@ -13,7 +13,8 @@ from PIL import Image
 
 from rsr_bench.errors import NotComputable
 from rsr_bench.image import read_image
-from rsr_bench.metrics import create_metric, lpips_metric, noref
+from rsr_bench.metrics import create_metric, noref
+from rsr_bench.metrics import perceptual as lpips_metric
 
 
 

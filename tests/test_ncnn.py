@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from rsr_bench.errors import ConfigError
-from rsr_bench.nets.layouts import load_checkpoint
-from rsr_bench.nets.ncnn import (
+from rsr_bench.methods.layouts import load_checkpoint
+from rsr_bench.fetch.ncnn import (
     TAG_FP16,
     basicsr_conv_names,
     convert_files,
     ncnn_to_state_dict,
 )
-from rsr_bench.nets.rrdbnet import RRDBNet
+from rsr_bench.methods.rrdbnet import RRDBNet
 
 
 def _export(net: RRDBNet, fp32_every: int = 0) -> tuple[str, bytes]:
@@ -111,7 +111,7 @@ def test_non_rrdbnet_graph_is_rejected(small: RRDBNet) -> None:
 
 def test_real_mirror_member_layout_if_cached() -> None:
     """With the genuine DF2K-JPEG asset cached, it is the 16,697,987-parameter x4 network."""
-    from rsr_bench.assets import asset_path, is_cached
+    from rsr_bench.fetch.assets import asset_path, is_cached
 
     if not is_cached("impressionism-df2k-jpeg-x4"):
         pytest.skip("impressionism-df2k-jpeg-x4 not in the cache (the golden test fetches it)")

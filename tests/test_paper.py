@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from rsr_bench import paper, store
+from rsr_bench import store
+from rsr_bench.report import paper
 from rsr_bench.cli import cli
 
 
@@ -132,7 +133,7 @@ def test_table1_runs_file_matches_the_ablation_grid() -> None:
     """Every Table 1 row has a run in the shipped mapping, named as the training grid names its cards."""
     import yaml
 
-    from rsr_bench.paths import project_root
+    from rsr_bench.files import project_root
 
     runs = yaml.safe_load((project_root() / "reports/paper/table1_runs.yaml").read_text())
     pub = paper.load_published()

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from rsr_bench.report import build_report
-from rsr_bench.report.synthetic import build_synthetic_store
+from synthetic_store import build_synthetic_store
 
 CHROMIUM = next((p for p in (os.environ.get("RSR_BENCH_CHROMIUM"), shutil.which("chromium"),
                              shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)

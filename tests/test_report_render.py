@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from rsr_bench.cli import cli
 from rsr_bench.report import build_report
-from rsr_bench.report.synthetic import build_synthetic_store
+from synthetic_store import build_synthetic_store
 
 EVIL = '<img src=x onerror=alert(1)>"\'&'
 DECIMALS = {"psnr": 2, "ssim": 3, "lpips": 3, "niqe": 2}
@@ -178,7 +178,7 @@ def test_refuses_foreign_non_empty_out(built, tmp_path):
 
 
 def test_method_skipped_everywhere_is_listed_not_a_row(tmp_path):
-    from rsr_bench.report.synthetic import DEFAULT_DATASETS
+    from synthetic_store import DEFAULT_DATASETS
 
     skipped = {("realesrgan.x4plus", d): "weights not available: run `rsr-bench fetch realesrgan`"
                for d in DEFAULT_DATASETS}

@@ -1,7 +1,7 @@
 """The generalisation table and its exports against values computed here from the synthetic store.
 
 Expected means, averages, best/second-best and in-domain marks are recomputed in this file from
-the per-image values the synthetic builder wrote (not through rsr_bench.summary or the report
+the per-image values the synthetic builder wrote (not through rsr_bench.report.terminal or the report
 code), with the paper's rules spelled out: mean of per-image values; average over the datasets
 where the metric exists; highlights by displayed value; in-domain = trained_on ∩ ({dataset} ∪
 dataset domains).
@@ -18,7 +18,7 @@ import pytest
 
 from rsr_bench.report.exports import latex, long_csv, markdown, wide_csv
 from rsr_bench.report.model import load_report_data
-from rsr_bench.report.synthetic import build_synthetic_store
+from synthetic_store import build_synthetic_store
 from rsr_bench.report.tables import AVERAGE, build_table
 
 DECIMALS = {"psnr": 2, "ssim": 3, "lpips": 3, "niqe": 2}

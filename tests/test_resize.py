@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from rsr_bench.image import list_images, mod_crop, quantise, read_image
-from rsr_bench.resize import imresize, imresize_uint8, resize_matrix
+from rsr_bench.image import imresize, imresize_uint8, resize_matrix
 
 
 def test_rows_sum_to_one_and_constant_preserved():

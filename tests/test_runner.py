@@ -96,7 +96,7 @@ def _cli_env(tmp_path: Path, out: Path) -> dict:
 
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
     sets = _paired_set(tmp_path / "toy", 14, lr_size=48)
-    args = [sys.executable, "-m", "rsr_bench.cli", "run", "--methods", "bicubic", "--datasets", "Toy",
+    args = [sys.executable, "-m", "rsr_bench", "run", "--methods", "bicubic", "--datasets", "Toy",
             "--metrics", "psnr,ssim", "--datasets-file", str(sets), "--quiet"]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen(args, env=_cli_env(tmp_path, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-"""`rsr-bench score` and :func:`rsr_bench.score.score_images`."""
+"""`rsr-bench score` and :func:`rsr_bench.metrics.score.score_images`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import find_calibration_dir
 from rsr_bench.cli import cli
-from rsr_bench.score import pair_inputs, score_images
+from rsr_bench.metrics.score import pair_inputs, score_images
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsr_bench.nets.rrdbnet import RRDBNet
+from rsr_bench.methods.rrdbnet import RRDBNet
 from rsr_bench.train.attack import PGDConfig, pgd_attack, project, start_grid, structured_start
 from rsr_bench.train.discriminator import VGGStyleDiscriminator
 from rsr_bench.train.losses import d_gan_losses, g_gan_loss

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rsr_bench.errors import ConfigError
-from rsr_bench.resize import imresize
+from rsr_bench.image import imresize
 from rsr_bench.train import config as C
 from rsr_bench.train.data import ShardedSampler, SRTrainDataset, subimage_positions
 

@@ -41,8 +41,8 @@ def tiny_cfg(out: Path, **extra: object) -> dict:
 @pytest.mark.slow
 @needs_data
 def test_tiny_training_writes_loadable_checkpoint_and_card(tmp_path: Path) -> None:
-    from rsr_bench.nets.layouts import load_checkpoint
-    from rsr_bench.method import parse_card
+    from rsr_bench.methods.layouts import load_checkpoint
+    from rsr_bench.methods.cards import parse_card
     from rsr_bench.train.trainer import train
 
     out = train(tiny_cfg(tmp_path / "run"))
@@ -104,7 +104,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path: Path) -> None:
 def test_esrgan_baseline_has_no_attack(tmp_path: Path) -> None:
     from rsr_bench.train.trainer import train
 
-    from rsr_bench.nets.layouts import load_checkpoint
+    from rsr_bench.methods.layouts import load_checkpoint
 
     out = train(tiny_cfg(tmp_path / "base", **{"attack.loss": "none", "train.total_iter": 1}))
     rows = list(csv.DictReader((out / "losses.csv").open()))
@@ -118,7 +118,7 @@ def test_generator_init_from_file_and_from_method_name(tmp_path: Path, monkeypat
     import yaml
 
     from rsr_bench.errors import ConfigError
-    from rsr_bench.nets.rrdbnet import RRDBNet
+    from rsr_bench.methods.rrdbnet import RRDBNet
     from rsr_bench.train.trainer import init_generator
 
     torch.manual_seed(0)
@@ -128,7 +128,7 @@ def test_generator_init_from_file_and_from_method_name(tmp_path: Path, monkeypat
     cards = tmp_path / "cards"
     cards.mkdir()
     (cards / "mine.yaml").write_text(yaml.safe_dump({
-        "family": "mine", "adapter": "rsr_bench.adapters.rrdb:load",
+        "family": "mine", "adapter": "rsr_bench.methods.rrdb:load",
         "variants": {"tiny": {"scale": 4, "options": {"checkpoint": str(ckpt)}}},
     }))
     monkeypatch.setenv("RSR_BENCH_METHODS", str(cards))

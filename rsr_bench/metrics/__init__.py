@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 
 from ..registry import import_object, select, unknown
-from .base import Metric, MetricSpec
+from .table import Metric, MetricSpec
 from .table import METRIC_TABLE
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in METRIC_TABLE}

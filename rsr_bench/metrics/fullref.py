@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import NotComputable
-from .base import MetricSpec
+from .table import MetricSpec
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)  # MATLAB rgb2ycbcr, for RGB in [0, 1] -> Y in [16, 235]
 _GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)  # MATLAB rgb2gray

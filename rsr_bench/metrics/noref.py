@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import torch
 
-from ..assets import asset_provenance, ensure_asset
+from ..fetch.assets import asset_provenance, ensure_asset
 from ..errors import NotComputable
-from .base import MetricSpec
+from .table import MetricSpec
 
 PIXEL_BUDGET = 4 * 1024 * 1024
 

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from ..files import atomic_write_text
 from ..errors import ConfigError
 from .exports import write_exports
 from .model import ReportData, load_report_data

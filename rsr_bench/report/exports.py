@@ -128,7 +128,7 @@ def latex(table: GenTable) -> str:
 
 def write_exports(data: ReportData, table: GenTable, out_dir: Path, formats: set[str]) -> dict[str, Path]:
     """Write the requested table exports into ``out_dir``; returns {label: path}."""
-    from ..atomic import atomic_write_text
+    from ..files import atomic_write_text
 
     written: dict[str, Path] = {}
     if "csv" in formats:
@@ -146,7 +146,7 @@ def write_exports(data: ReportData, table: GenTable, out_dir: Path, formats: set
 
 
 def write_long_csv(data: ReportData, path: str | os.PathLike) -> Path:
-    from ..atomic import atomic_write_text
+    from ..files import atomic_write_text
 
     atomic_write_text(path, long_csv(data))
     return Path(path)

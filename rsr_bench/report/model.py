@@ -155,7 +155,7 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 def _method_cards() -> dict[str, Any]:
     """The registered method specs, or {} when the cards cannot be read (report still renders)."""
     try:
-        from ..method import load_method_specs
+        from ..methods.cards import load_method_specs
 
         return dict(load_method_specs())
     except Exception:  # noqa: BLE001 - the cards are a fallback source only
@@ -291,7 +291,7 @@ def load_report_data(
     """
     from .. import store
     from ..registry import select
-    from ..summary import aggregate
+    from .terminal import aggregate
 
     root = Path(store_root)
     results = store.load_results(root)

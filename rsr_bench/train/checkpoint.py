@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger("rsr_bench.train")
 
@@ -131,7 +131,7 @@ def write_card(path: Path, *, family: str, tag: str, weights: Path, cfg: dict[st
     """A method card so ``rsr-bench run --method-card PATH`` (or ``RSR_BENCH_METHODS``) can evaluate it."""
     card = {
         "family": family,
-        "adapter": "rsr_bench.adapters.rrdb:load",
+        "adapter": "rsr_bench.methods.rrdb:load",
         "description": description,
         "variants": {
             tag: {

@@ -19,7 +19,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
-from ..yamlfile import read_yaml_mapping
+from ..files import read_yaml_mapping
 
 ATTACK_LOSSES = ("l1", "perceptual", "l1+perceptual", "none")
 

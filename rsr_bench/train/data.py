@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..errors import ConfigError
 from ..image import list_images, read_image
-from ..resize import imresize
+from ..image import imresize
 
 log = logging.getLogger("rsr_bench.train")
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import sha256_file
+from ..files import sha256_file
 from ..errors import ConfigError
 
 log = logging.getLogger("rsr_bench.train")
@@ -97,7 +97,7 @@ def build_perceptual(cfg: dict[str, Any]) -> tuple[VGGFeatures, dict[str, Any]]:
         log.info("perceptual loss: VGG19 conv5_4 from %s (the paper's loss)", path)
         return VGGFeatures("vgg19", state), info
     if backbone == "vgg16":
-        from ..assets import asset_provenance, ensure_asset
+        from ..fetch.assets import asset_provenance, ensure_asset
 
         path = ensure_asset("vgg16-features")
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..nets.rrdbnet import RRDBNet
+from ..methods.rrdbnet import RRDBNet
 from .attack import PGDConfig, frozen, pgd_attack
 from .discriminator import PairD, VGGStyleDiscriminator
 from .losses import PerceptualLoss, VGGFeatures, d_gan_losses, g_gan_loss

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_text, sha256_file
+from ..files import atomic_write_text, sha256_file
 from ..errors import ConfigError
-from ..nets.rrdbnet import RRDBNet
+from ..methods.rrdbnet import RRDBNet
 from . import checkpoint as ckpt
 from . import config as C
 from . import dist
@@ -69,7 +69,7 @@ def init_generator(cfg: dict[str, Any]) -> tuple[RRDBNet, dict[str, Any]]:
         log.info("generator: random initialisation (model.pretrain_g is null)")
         return g, {"pretrain_g": None}
     if Path(str(ref)).is_file():
-        from ..nets.layouts import load_checkpoint
+        from ..methods.layouts import load_checkpoint
 
         loaded = load_checkpoint(ref)
         src: dict[str, Any] = {"pretrain_g": str(Path(ref).resolve()), "layout": loaded.layout,
@@ -87,9 +87,9 @@ def init_generator(cfg: dict[str, Any]) -> tuple[RRDBNet, dict[str, Any]]:
 
 def _net_from_method(name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The RRDBNet of a registered method (e.g. a genuine checkpoint from a registry mirror)."""
-    from ..adapters import rrdb
-    from ..method import get_spec, load_method_specs
-    from ..nets.layouts import load_checkpoint
+    from ..methods import rrdb
+    from ..methods.cards import get_spec, load_method_specs
+    from ..methods.layouts import load_checkpoint
 
     spec = get_spec(name, load_method_specs())
     if spec.adapter.partition(":")[0] != rrdb.__name__:
@@ -98,7 +98,7 @@ def _net_from_method(name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     loaded = load_checkpoint(path, param_key=spec.options.get("param_key"))
     src: dict[str, Any] = {"pretrain_g": name, "file": str(path), "sha256": sha256_file(path), "layout": loaded.layout}
     if spec.options.get("asset"):
-        from ..assets import asset_provenance
+        from ..fetch.assets import asset_provenance
 
         src["provenance"] = asset_provenance(str(spec.options["asset"]))
     return loaded.net, src

@@ -1,1 +1,0 @@
-"""Method adapters: turn a method card into a runnable Method."""

@@ -1,0 +1,65 @@
+"""JUnit XML for CI systems (GitHub Actions, GitLab, Jenkins render it as a test list).
+
+Why JUnit: every CI system understands it, so each (method, dataset, metric) comparison shows
+up as its own named test and a regression is visible without reading logs. Written with the
+standard library's ElementTree, so the output is always well-formed XML.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..files import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One JUnit testcase. ``failure`` = assertion failed (a regression); ``error`` = could not run."""
+
+    __test__ = False  # not a pytest class
+
+    classname: str
+    name: str
+    failure: str | None = None
+    error: str | None = None
+    output: str = ""
+    time: float = 0.0
+
+
+def to_xml(suite: str, cases: Sequence[TestCase], properties: Mapping[str, str] | None = None) -> bytes:
+    """A ``<testsuites>`` document with one ``<testsuite>`` holding ``cases``."""
+    failures = sum(c.failure is not None for c in cases)
+    errors = sum(c.error is not None and c.failure is None for c in cases)
+    total_time = sum(c.time for c in cases)
+    root = ET.Element("testsuites", name=suite, tests=str(len(cases)), failures=str(failures),
+                      errors=str(errors), time=f"{total_time:.3f}")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)), failures=str(failures),
+                       errors=str(errors), skipped="0", time=f"{total_time:.3f}")
+    if properties:
+        props = ET.SubElement(ts, "properties")
+        for k, v in properties.items():
+            ET.SubElement(props, "property", name=str(k), value=str(v))
+    for c in cases:
+        tc = ET.SubElement(ts, "testcase", classname=c.classname, name=c.name, time=f"{c.time:.3f}")
+        if c.failure is not None:
+            el = ET.SubElement(tc, "failure", message=_first_line(c.failure), type="regression")
+            el.text = c.failure
+        elif c.error is not None:
+            el = ET.SubElement(tc, "error", message=_first_line(c.error), type="setup")
+            el.text = c.error
+        if c.output:
+            ET.SubElement(tc, "system-out").text = c.output
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write(path: str | os.PathLike, suite: str, cases: Sequence[TestCase], properties: Mapping[str, str] | None = None) -> None:
+    atomic_write_bytes(path, to_xml(suite, cases, properties))
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:500]

@@ -1,0 +1,1 @@
+"""Everything that puts files on disk: downloads, assets, dataset archives, converters."""

@@ -1,0 +1,359 @@
+"""HTTP downloads with progress, resume and verification; archive extraction that cannot escape.
+
+Datasets and weights are hundreds of megabytes on slow academic servers, so a download:
+
+* streams into ``<dest>.part`` and resumes it with an HTTP ``Range`` request after an interruption
+  (a server that ignores ``Range`` simply restarts the file);
+* checks the declared ``size`` and ``sha256`` before the file gets its final name, so a file at
+  ``dest`` is always complete and verified (a mismatch deletes the bytes and raises: resuming onto
+  corrupt bytes would never succeed);
+* names the URL and the problem in every error, and says when re-running will resume.
+
+Archives come from third parties, so :func:`safe_extract` validates every member before writing
+anything and refuses absolute paths, ``..`` components, links that point outside the target and
+device files (the "zip slip" family of attacks). Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+
+from .. import __version__
+from ..errors import RsrBenchError
+
+CHUNK = 1 << 16
+USER_AGENT = f"rsr-bench/{__version__} (python-urllib)"
+
+
+class DownloadError(RsrBenchError):
+    """A download failed or its bytes did not verify; the message names the URL."""
+
+
+class UnsafeArchiveError(RsrBenchError):
+    """An archive member would be written outside the target folder (or is a device file)."""
+
+
+# --------------------------------------------------------------------------------------------
+# download
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    timeout: float = 30,
+) -> Path:
+    """Download ``url`` to ``dest`` and return ``dest``.
+
+    An existing ``dest`` that matches ``sha256``/``size`` (or any existing ``dest`` when neither
+    is given) is returned without network access; one that does not match is replaced. Partial
+    bytes live in ``<dest>.part`` and are resumed when ``resume`` is true.
+    """
+    dest = Path(dest)
+    sha256 = sha256.lower() if sha256 else None
+    if not re.match(r"^https?://", url):
+        raise DownloadError(f"cannot download {url!r}: only http:// and https:// URLs are supported")
+    if dest.is_file():
+        if _matches(dest, sha256, size):
+            return dest
+        dest.unlink()  # stale or corrupt: fetch again
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    if part.exists() and (not resume or (size is not None and part.stat().st_size > size)):
+        part.unlink()
+
+    total = _fetch_into(url, part, size=size, progress=progress, timeout=timeout, label=dest.name)
+    got_size = part.stat().st_size
+    expected_size = size if size is not None else total
+    if expected_size is not None and got_size != expected_size:
+        part.unlink()
+        raise DownloadError(
+            f"download of {url} has {got_size} bytes, expected {expected_size}; the partial file "
+            "was deleted, re-run to download it again"
+        )
+    if sha256:
+        got = _sha256(part)
+        if got != sha256:
+            part.unlink()
+            raise DownloadError(
+                f"checksum mismatch for {url}: sha256 {got}, expected {sha256}; the file was "
+                "deleted (the server may serve a different version, or the transfer was corrupted)"
+            )
+    os.replace(part, dest)
+    return dest
+
+
+def _matches(path: Path, sha256: str | None, size: int | None) -> bool:
+    if size is not None and path.stat().st_size != size:
+        return False
+    return sha256 is None or _sha256(path) == sha256
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch_into(
+    url: str, part: Path, *, size: int | None, progress: bool, timeout: float, label: str
+) -> int | None:
+    """Append the missing bytes of ``url`` to ``part``; return the total size if the server said."""
+    offset = part.stat().st_size if part.exists() else 0
+    if size is not None and offset == size:
+        return size  # complete already (e.g. killed between the last write and the rename)
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)  # scheme checked above
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            # Range not satisfiable: the .part already holds everything (or is longer than the
+            # file). Let the size/sha256 checks decide; restart if the server says how long it is.
+            total = _total_from_content_range(exc.headers.get("Content-Range"))
+            if total is not None and total != offset:
+                part.unlink()
+                return _fetch_into(url, part, size=size, progress=progress, timeout=timeout, label=label)
+            return total
+        raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"cannot download {url}: {reason}") from None
+
+    with response:
+        status = getattr(response, "status", 200)
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if offset and status == 206:
+            start = _start_from_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                raise DownloadError(
+                    f"download of {url}: server answered a resume request for byte {offset} with "
+                    f"Content-Range {response.headers.get('Content-Range')!r}; delete {part} and retry"
+                )
+            total = _total_from_content_range(response.headers.get("Content-Range"))
+            mode = "ab"
+        else:
+            offset = 0  # a plain 200: the server ignored Range, start over
+            total = length
+            mode = "wb"
+        if total is None and size is not None:
+            total = size
+        if size is not None and total is not None and total != size:
+            raise DownloadError(
+                f"download of {url}: server reports {total} bytes, expected {size} "
+                "(the file on the server changed, or the URL is wrong)"
+            )
+        _stream(response, part, mode, offset, total, url, progress, label)
+    return total
+
+
+def _stream(response, part: Path, mode: str, offset: int, total: int | None, url: str,
+            progress: bool, label: str) -> None:
+    from tqdm import tqdm
+
+    with open(part, mode) as fh, tqdm(
+        total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+        desc=label, disable=not progress, leave=False,
+    ) as bar:
+        try:
+            while block := response.read(CHUNK):
+                fh.write(block)
+                bar.update(len(block))
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # reset, timeout, short read
+            fh.flush()
+            raise DownloadError(
+                f"download of {url} interrupted after {fh.tell()} bytes ({exc}); "
+                f"the partial file {part} is kept, re-run to resume"
+            ) from None
+        fh.flush()
+        os.fsync(fh.fileno())
+        if total is not None and fh.tell() < total:  # the server closed the connection early
+            raise DownloadError(
+                f"download of {url} interrupted after {fh.tell()} of {total} bytes; "
+                f"the partial file {part} is kept, re-run to resume"
+            )
+
+
+def _start_from_content_range(value: str | None) -> int | None:
+    m = re.match(r"^\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*$", value or "")
+    return int(m.group(1)) if m else None
+
+
+def _total_from_content_range(value: str | None) -> int | None:
+    m = re.match(r"^\s*bytes\s+(?:\d+-\d+|\*)/(\d+)\s*$", value or "")
+    return int(m.group(1)) if m else None
+
+
+# --------------------------------------------------------------------------------------------
+# extraction
+
+
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
+    """Extract a zip or tar(.gz/.bz2/.xz) ``archive`` into ``dest``; return the paths written.
+
+    Every member is checked before anything is written, so a malicious archive leaves nothing
+    behind. Refused (with :class:`UnsafeArchiveError` naming the archive and member): absolute
+    paths and drive letters, ``..`` components, symbolic or hard links whose target lies outside
+    ``dest``, device files and FIFOs, and members that would write through a link.
+    """
+    archive = Path(archive)
+    dest = Path(dest)
+    if not archive.is_file():
+        raise RsrBenchError(f"archive {archive} does not exist")
+    if zipfile.is_zipfile(archive):
+        return _extract_zip(archive, dest)
+    if tarfile.is_tarfile(archive):
+        return _extract_tar(archive, dest)
+    raise RsrBenchError(f"{archive} is neither a zip nor a tar archive (truncated download?)")
+
+
+def _unsafe(archive: Path, member: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(f"refusing to extract {archive}: member {member!r} {why}")
+
+
+def _clean_name(archive: Path, name: str) -> str | None:
+    """The member's normalised relative POSIX path; ``None`` for the archive root itself."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        raise _unsafe(archive, name, "has an absolute path")
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _unsafe(archive, name, "contains a '..' path component (path traversal)")
+    return "/".join(parts) or None
+
+
+def _check_link(archive: Path, name: str, rel: str, target: str, *, hard: bool) -> str:
+    """Validate a link target; return it as a path relative to the archive root."""
+    norm = target.replace("\\", "/")
+    kind = "hard link" if hard else "symbolic link"
+    if not norm or norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        raise _unsafe(archive, name, f"is a {kind} to an absolute path {target!r}")
+    base = "" if hard else posixpath.dirname(rel)  # tar hard links are relative to the root
+    resolved = posixpath.normpath(posixpath.join(base, norm))
+    if resolved == ".." or resolved.startswith("../"):
+        raise _unsafe(archive, name, f"is a {kind} pointing outside the target folder ({target!r})")
+    return resolved
+
+
+def _inside(dest_real: str, path: Path) -> bool:
+    real = os.path.realpath(path)
+    return real == dest_real or real.startswith(dest_real + os.sep)
+
+
+def _prepare(archive: Path, name: str, dest: Path, dest_real: str, rel: str) -> Path:
+    """Create the parent folder of a member and check nothing on the way is a link outward."""
+    out = dest / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not _inside(dest_real, out.parent):
+        raise _unsafe(archive, name, "would be written through a link outside the target folder")
+    if out.is_symlink():
+        raise _unsafe(archive, name, "would overwrite a symbolic link")
+    return out
+
+
+def _extract_zip(archive: Path, dest: Path) -> list[Path]:
+    with zipfile.ZipFile(archive) as zf:
+        plan: list[tuple[zipfile.ZipInfo, str | None, str | None]] = []
+        for info in zf.infolist():
+            rel = _clean_name(archive, info.filename)
+            mode = info.external_attr >> 16
+            link = None
+            if stat.S_ISLNK(mode):
+                link = zf.read(info).decode("utf-8", "replace")
+                _check_link(archive, info.filename, rel or "", link, hard=False)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                raise _unsafe(archive, info.filename, "is a device file, FIFO or socket")
+            plan.append((info, rel, link))
+        dest.mkdir(parents=True, exist_ok=True)
+        dest_real = os.path.realpath(dest)
+        written: list[Path] = []
+        for info, rel, link in plan:
+            if rel is None:
+                continue
+            out = _prepare(archive, info.filename, dest, dest_real, rel)
+            if link is not None:
+                _make_symlink(archive, info.filename, out, link, dest_real)
+            elif info.is_dir():
+                out.mkdir(exist_ok=True)
+            else:
+                with zf.open(info) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+            written.append(out)
+    return written
+
+
+def _extract_tar(archive: Path, dest: Path) -> list[Path]:
+    try:
+        with tarfile.open(archive) as tf:
+            return _extract_tar_members(archive, tf, dest)
+    except (tarfile.TarError, EOFError, zlib.error) as exc:  # corrupt or truncated
+        raise RsrBenchError(f"cannot read tar archive {archive}: {exc}") from None
+
+
+def _extract_tar_members(archive: Path, tf: tarfile.TarFile, dest: Path) -> list[Path]:
+    plan: list[tuple[tarfile.TarInfo, str | None, str | None]] = []
+    for info in tf.getmembers():
+        rel = _clean_name(archive, info.name)
+        target = None
+        if info.issym():
+            _check_link(archive, info.name, rel or "", info.linkname, hard=False)
+            target = info.linkname
+        elif info.islnk():
+            target = _check_link(archive, info.name, rel or "", info.linkname, hard=True)
+        elif info.ischr() or info.isblk() or info.isfifo() or not (info.isfile() or info.isdir()):
+            raise _unsafe(archive, info.name, "is a device file, FIFO or other special member")
+        plan.append((info, rel, target))
+    dest.mkdir(parents=True, exist_ok=True)
+    dest_real = os.path.realpath(dest)
+    written: list[Path] = []
+    for info, rel, target in plan:
+        if rel is None:
+            continue
+        out = _prepare(archive, info.name, dest, dest_real, rel)
+        if info.issym():
+            _make_symlink(archive, info.name, out, target, dest_real)
+        elif info.islnk():
+            src = dest / target
+            if not src.is_file() or not _inside(dest_real, src):
+                raise _unsafe(archive, info.name, f"is a hard link to {info.linkname!r}, "
+                              "which is not a regular file extracted before it")
+            shutil.copyfile(src, out)  # a copy, never a link to something outside
+        elif info.isdir():
+            out.mkdir(exist_ok=True)
+        else:
+            src = tf.extractfile(info)
+            with src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+        written.append(out)
+    return written
+
+
+def _make_symlink(archive: Path, name: str, out: Path, target: str, dest_real: str) -> None:
+    # Check the real resolution too: a link inside the archive may already redirect the parent.
+    resolved = os.path.realpath(os.path.join(os.path.realpath(out.parent), target))
+    if not (resolved == dest_real or resolved.startswith(dest_real + os.sep)):
+        raise _unsafe(archive, name, f"is a symbolic link pointing outside the target folder ({target!r})")
+    if out.exists() or out.is_symlink():
+        out.unlink()
+    os.symlink(target, out)

@@ -1,0 +1,1 @@
+"""Methods: method cards, the adapter interface, the adapters and the networks they run."""

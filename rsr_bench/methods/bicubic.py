@@ -1,0 +1,36 @@
+"""The paper's "Bicubic" row: MATLAB-compatible bicubic upsampling of the LR input."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from .cards import MethodSpec
+from ..image import imresize
+
+
+RUN_OPTIONS: tuple[str, ...] = ()  # run-wide engine options (--tile, --precision) do not apply
+
+
+@dataclass
+class BicubicMethod:
+    spec: MethodSpec
+    device: torch.device
+    fingerprint: str = "matlab-imresize-bicubic-a-0.5"
+    provenance: Mapping[str, Any] = field(default_factory=lambda: {"source": "rsr_bench.image.imresize"})
+
+    @torch.inference_mode()
+    def predict(self, lr: torch.Tensor) -> torch.Tensor:
+        # float64 keeps the result bit-stable across devices and BLAS builds before rounding.
+        out = imresize(lr.to(self.device, torch.float64), float(self.spec.scale))
+        return out.to(torch.float32)
+
+
+def load(spec: MethodSpec, *, device: torch.device, options: Mapping[str, Any]) -> BicubicMethod:
+    if options:
+        raise ConfigError(f"method {spec.name}: bicubic takes no options, got {sorted(options)}")
+    return BicubicMethod(spec, device)

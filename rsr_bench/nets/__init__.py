@@ -1,1 +1,0 @@
-"""Network definitions shared by evaluation adapters and the training pipeline."""
