@@ -25,19 +25,21 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def project_root() -> Path:
-    """The folder holding ``datasets.yaml`` and ``methods/`` (``RSR_BENCH_ROOT`` overrides).
+    """The folder holding ``datasets.yaml``, ``methods/`` and ``reports/paper/``.
 
-    The package is installed editable from its checkout (see README), so the resources sit
-    beside the package directory.
+    ``RSR_BENCH_ROOT`` overrides. Otherwise the checkout beside the package (an editable
+    install, where users edit these files), else the copy a normal install ships inside the
+    package (``rsr_bench/_project/``, written by the build hook in setup.py).
     """
     env = os.environ.get("RSR_BENCH_ROOT")
-    root = Path(env) if env else PACKAGE_DIR.parent
-    if not (root / "datasets.yaml").is_file():
-        raise ConfigError(
-            f"cannot find datasets.yaml under {root}; install rsr-bench editable from its checkout "
-            "(pip install -e .) or set RSR_BENCH_ROOT to the checkout"
-        )
-    return root
+    candidates = [Path(env)] if env else [PACKAGE_DIR.parent, PACKAGE_DIR / "_project"]
+    for root in candidates:
+        if (root / "datasets.yaml").is_file():
+            return root
+    raise ConfigError(
+        f"cannot find datasets.yaml under {' or '.join(map(str, candidates))}; reinstall rsr-bench "
+        "(pip install .) or set RSR_BENCH_ROOT to a checkout"
+    )
 
 
 def cache_dir() -> Path:
