@@ -34,7 +34,7 @@ log = logging.getLogger("rsr_bench.train")
 
 CSV_FIELDS = [
     "iter", "lr", "l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake",
-    "attack_loss_start", "attack_loss_last", "delta_linf", "time_s",
+    "attack_loss_start", "attack_loss_last", "delta_linf", "l_g_lowfreq", "time_s",
 ]
 
 
@@ -86,21 +86,34 @@ def init_generator(cfg: dict[str, Any]) -> tuple[RRDBNet, dict[str, Any]]:
 
 
 def _net_from_method(name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The RRDBNet of a registered method (e.g. a genuine checkpoint from a registry mirror)."""
-    from ..methods import rrdb
-    from ..methods.cards import get_spec, load_method_specs
+    """The RRDBNet of a registered method (e.g. a genuine checkpoint from a registry mirror).
+
+    Written against both card layouts (``adapter: rrdb`` with a ``weights:`` block, and the older
+    ``adapter: rsr_bench.methods.rrdb:load`` with ``options.asset``), so a card change elsewhere in
+    the package does not break training from a method name.
+    """
+    from ..methods import cards
     from ..methods.layouts import load_checkpoint
 
-    spec = get_spec(name, load_method_specs())
-    if spec.adapter.partition(":")[0] != rrdb.__name__:
+    spec = cards.get_spec(name, cards.load_method_specs())
+    adapter = getattr(cards, "adapter_name", lambda ref: ref)(spec.adapter)
+    if adapter.partition(":")[0] not in ("rrdb", "rsr_bench.methods.rrdb"):
         raise ConfigError(f"model.pretrain_g {name!r}: not an RRDBNet method (adapter {spec.adapter})")
-    path = rrdb.fetch(spec)  # downloads / converts a mirror on first use, sha256-verified
+    try:
+        from ..methods.weights import fetch as fetch_weights
+    except ImportError:  # the older layout: the adapter module fetches
+        from ..methods.rrdb import fetch as fetch_weights
+    path = fetch_weights(spec)  # downloads / converts a mirror on first use, sha256-verified
     loaded = load_checkpoint(path, param_key=spec.options.get("param_key"))
     src: dict[str, Any] = {"pretrain_g": name, "file": str(path), "sha256": sha256_file(path), "layout": loaded.layout}
-    if spec.options.get("asset"):
+    try:
         from ..fetch.assets import asset_provenance
 
-        src["provenance"] = asset_provenance(str(spec.options["asset"]))
+        asset = getattr(getattr(spec, "weights", None), "asset", None) or spec.options.get("asset")
+        if asset:
+            src["provenance"] = asset_provenance(asset if not isinstance(asset, str) else str(asset))
+    except Exception as exc:  # provenance is informative only
+        src["provenance"] = {"error": str(exc)}
     return loaded.net, src
 
 
