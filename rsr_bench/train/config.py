@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
         "pixel_weight": 1e-2,
         "perceptual_weight": 1.0,
         "gan_weight": 5e-3,
+        # NOT part of the paper's recipe (0 = off, as in RSR.yml): weight of an L1 loss between the
+        # output and the GT both box-averaged by `scale` (colour/brightness/coarse-contrast anchor).
+        # On in configs/train/small_cpu_*.yaml against the dark drift of short small-batch runs.
+        "lowfreq_weight": 0.0,
         "device": "auto",  # auto | cpu | cuda
         "amp": "auto",  # auto (bf16 on cuda, off on cpu) | bf16 | off
         "resume": "auto",  # auto (latest state in out/) | off | path to a .state file

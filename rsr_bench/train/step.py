@@ -42,6 +42,10 @@ class RSRStep:
         self.vgg = vgg.to(device)
         self.perceptual = PerceptualLoss(self.vgg, float(t["perceptual_weight"]))
         self.pixel_weight = float(t["pixel_weight"])
+        # NOT in the paper's recipe (0 there): L1 between the x`scale` box-averaged output and GT,
+        # which pins colour, brightness and coarse contrast (see docs/training.md, "dark drift")
+        self.lowfreq_weight = float(t.get("lowfreq_weight") or 0.0)
+        self.scale = int(cfg["scale"])
         self.gan_weight = float(t["gan_weight"])
         pair = PairD(self.d)
         if world > 1:
@@ -69,6 +73,11 @@ class RSRStep:
 
     def pixel(self, out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(out, gt) * self.pixel_weight
+
+    def lowfreq(self, out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        """``lowfreq_weight * L1(avgpool_s(out), avgpool_s(gt))``, s = the SR scale (off: 0)."""
+        s = self.scale
+        return F.l1_loss(F.avg_pool2d(out, s), F.avg_pool2d(gt, s)) * self.lowfreq_weight
 
     def attack_loss(self, out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         """The official attack objective: the training L1 and/or perceptual terms, same weights."""
@@ -110,7 +119,12 @@ class RSRStep:
                 real_pred = self.d(gt).detach().float()
                 fake_pred = self.d(out).float()
                 l_gan = g_gan_loss(real_pred, fake_pred) * self.gan_weight
-            (l_pix + l_percep + l_gan).backward()
+                l_total = l_pix + l_percep + l_gan
+                if self.lowfreq_weight:
+                    l_low = self.lowfreq(out.float(), gt)
+                    l_total = l_total + l_low
+                    logs["l_g_lowfreq"] = float(l_low.detach())
+            l_total.backward()
         self.opt_g.step()
 
         # discriminator: relativistic average, real and fake as separate BN batches
