@@ -133,3 +133,16 @@ def test_multi_worker_batches_equal_single_process(tmp_path: Path) -> None:
     ref = take(0, 0, 5)  # 3 batches per epoch: crosses an epoch boundary
     assert all(torch.equal(a, b) for a, b in zip(ref, take(2, 0, 5)))
     assert all(torch.equal(a, b) for a, b in zip(ref[2:], take(0, 2, 3)))
+
+
+def test_small_cpu_pair_differs_only_by_the_attack() -> None:
+    """The CPU-scale RSR run and its baseline share init, data, seed, budget and losses."""
+    rsr = C.load_config(CONFIGS / "small_cpu_rsr.yaml")
+    base = C.load_config(CONFIGS / "small_cpu_esrgan.yaml")
+    official = C.load_config(CONFIGS / "rsr_official.yaml")
+    assert rsr["attack"] == official["attack"] and base["attack"]["loss"] == "none"
+    for key in ("seed", "scale", "model", "data", "train", "perceptual"):
+        assert rsr[key] == base[key], key
+    assert rsr["out"] != base["out"] and rsr["card"]["tag"] != base["card"]["tag"]
+    # the one loss the paper does not have is on here, and only here
+    assert rsr["train"]["lowfreq_weight"] > 0 and official["train"]["lowfreq_weight"] == 0
