@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 from . import __version__, store
 from .datasets import DatasetSpec, Sample, load_datasets, select_datasets
-from .errors import ImageError, NotComputable, RsrBenchError
+from .errors import ImageError, RsrBenchError
 from .image import dequantise, match_hr_to_lr, quantise, read_image, write_png
 from .methods.cards import Method, MethodSpec, load_method, load_method_specs, method_availability, select_methods
-from .metrics import MetricSpec, create_metric, select_metrics
+from .metrics import MetricSpec, score_batch, select_metrics
 from .files import store_root
 
 PREFETCH = 3
@@ -157,7 +157,7 @@ def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec
             "domains": list(dataset.domains), "scale": dataset.scale, "listing": dataset.listing_fingerprint(),
             "description": dataset.description,
         },
-        "metrics": {m.name: m.conventions() for m in metrics},
+        "metrics": {m.name: m.manifest_fields() for m in metrics},
         "versions": package_versions(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
@@ -177,22 +177,6 @@ def _predict(method: Method, dataset: DatasetSpec, sample: Sample, lr: torch.Ten
     if not torch.isfinite(sr).all():
         raise RsrBenchError(f"{method.spec.name} produced non-finite values")
     return sr.float().clamp(0, 1)
-
-
-def _score(metrics: Sequence[MetricSpec], sr_float: torch.Tensor, sr_q: torch.Tensor, hr: torch.Tensor | None,
-           device: torch.device, rec: dict) -> None:
-    ref = hr[None].to(device) if hr is not None else None
-    for m in metrics:
-        try:
-            metric = create_metric(m.name, device)
-            value = metric(sr_float if m.input == "float" else sr_q, ref if m.kind == "FR" else None)[0]
-            if value != value:  # NaN
-                raise RsrBenchError(f"{m.name} returned NaN")
-            rec["metrics"][m.name] = float(value)
-        except NotComputable as exc:
-            rec["not_computable"][m.name] = str(exc)
-        except Exception as exc:  # noqa: BLE001 - recorded per image, the run goes on
-            rec["errors"].append({"stage": f"metric:{m.name}", "message": f"{type(exc).__name__}: {exc}"})
 
 
 def _precision(provenance: Mapping[str, Any]) -> str:
@@ -258,7 +242,8 @@ def run_cell(
                     rec["time_predict_s"] = round(time.perf_counter() - t0, 4)
                     timings["predict_s"] += rec["time_predict_s"]
                     t1 = time.perf_counter()
-                    _score(needed, sr_float, dequantise(sr_u8)[None].to(device), hr, device, rec)
+                    ref = None if hr is None else hr[None]
+                    score_batch(needed, sr_float, ref, quantised=dequantise(sr_u8)[None], device=device)[0].update_record(rec)
                     timings["metrics_s"] += time.perf_counter() - t1
                 except Exception as exc:  # noqa: BLE001 - one bad image never loses the others
                     rec["errors"].append({"stage": "predict", "message": f"{type(exc).__name__}: {exc}"})

@@ -130,3 +130,19 @@ def load_manifests(root: str | os.PathLike) -> dict[tuple[str, str], dict]:
             if data is not None:
                 out[(f.parent.parent.name, f.parent.name)] = data
     return out
+
+
+SUMMARY_COLUMNS = ["method", "dataset", "metric", "mean", "std", "n"]
+
+
+def aggregate(results: pd.DataFrame) -> pd.DataFrame:
+    """``[method, dataset, image, metric, value]`` -> ``[method, dataset, metric, mean, std, n]``.
+
+    SR papers report the mean of per-image values (not a pooled MSE), so that is the mean; the
+    population standard deviation and the image count travel with it.
+    """
+    if results.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    g = results.groupby(["method", "dataset", "metric"], sort=False)["value"]
+    out = g.agg(mean="mean", std=lambda v: float(v.std(ddof=0)), n="count").reset_index()
+    return out[SUMMARY_COLUMNS]

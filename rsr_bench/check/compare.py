@@ -314,7 +314,7 @@ def read_store(root: str | Path, *, methods: Sequence[str], datasets: Sequence[s
     baseline used); otherwise with ``limit`` the first ``limit`` image ids (sorted) are used.
     """
     from .. import store
-    from ..report.terminal import aggregate
+    from ..store import aggregate
 
     root = Path(root)
     df = store.load_results(root)

@@ -45,8 +45,8 @@ def run_command(methods, datasets, metrics, limit, device, keep_going, force, ch
                 out, datasets_files, data_root, method_cards) -> None:
     """Evaluate METHODS on DATASETS; resumable (re-running computes only what is missing)."""
     from ..runner import run
-    from ..store import load_results
-    from ..report.terminal import aggregate, format_table
+    from ..store import aggregate, load_results
+    from ..report.terminal import format_table
 
     options = {k: v for k, v in {"checkpoint": checkpoint, "tile": tile, "precision": precision}.items() if v is not None}
     summary = run(methods=methods, datasets=datasets, metrics=metrics, out=out, limit=limit, device=device,

@@ -16,12 +16,15 @@ import click
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--digits", type=click.IntRange(1, 12), default=4, show_default=True)
 def score_command(dist: str, ref: str | None, metrics: str, csv_path: str | None, device: str, digits: int) -> None:
-    """Score DIST (an image or a folder) and print per-image values and means."""
+    """Score DIST (an image or a folder) and print per-image values and means (exit 1 if a metric failed)."""
+    from ..metrics.score import score_images
+    from ..report.terminal import format_scores, write_csv
     from ..runner import resolve_device
-    from ..metrics.score import format_scores, score_images, write_csv
 
     result = score_images(dist, ref, metrics, device=resolve_device(device), progress=True)
     click.echo(format_scores(result, digits=digits))
     if csv_path:
         write_csv(result, csv_path)
         click.echo(f"\nwrote {csv_path}", err=True)
+    if result.errors():
+        raise SystemExit(1)

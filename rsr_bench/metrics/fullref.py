@@ -14,8 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import NotComputable
-from .table import MetricSpec
+from .table import MetricSpec, check_inputs
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)  # MATLAB rgb2ycbcr, for RGB in [0, 1] -> Y in [16, 235]
 _GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)  # MATLAB rgb2gray
@@ -28,19 +27,6 @@ def _levels(x: torch.Tensor) -> torch.Tensor:
 
 def _crop(x: torch.Tensor, border: int) -> torch.Tensor:
     return x[..., border:-border, border:-border] if border else x
-
-
-def _check_pair(spec: MetricSpec, sr: torch.Tensor, ref: torch.Tensor | None) -> torch.Tensor:
-    if ref is None:
-        raise NotComputable(f"{spec.name} needs a ground-truth image")
-    if sr.shape != ref.shape:
-        raise NotComputable(f"{spec.name}: SR {tuple(sr.shape[-2:])} and GT {tuple(ref.shape[-2:])} differ in size")
-    h, w = sr.shape[-2:]
-    if min(h, w) - 2 * spec.crop < spec.min_size:
-        raise NotComputable(
-            f"{spec.name}: image {w}x{h} is too small (needs at least {spec.min_size} px after a {spec.crop} px crop)"
-        )
-    return ref
 
 
 def psnr_levels(a: torch.Tensor, b: torch.Tensor) -> list[float]:
@@ -108,7 +94,7 @@ class _FullRef:
         self.device = device
 
     def _prepare(self, sr: torch.Tensor, ref: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        ref = _check_pair(self.spec, sr, ref)
+        check_inputs(self.spec, sr, ref)
         a = _crop(self.project(_levels(sr)), self.spec.crop)
         b = _crop(self.project(_levels(ref)), self.spec.crop)
         return a, b
@@ -132,10 +118,6 @@ class PsnrY(Psnr):
 
 class SsimY(Ssim):
     project = staticmethod(y_channel)
-
-
-class PsnrNoCrop(Psnr):
-    pass
 
 
 class SsimGray(Ssim):

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import torch
 
-from ..fetch.assets import asset_provenance, ensure_asset
 from ..errors import NotComputable
-from .table import MetricSpec
+from ..fetch.assets import asset_provenance, ensure_asset
+from .table import MetricSpec, check_inputs, rgb_batch
 
 PIXEL_BUDGET = 4 * 1024 * 1024
 
@@ -71,22 +71,9 @@ def _fast_niqe_filters() -> Iterator[None]:
             niqe_arch.normalize_img_with_gauss = original
 
 
-def _as_batch(x: torch.Tensor) -> torch.Tensor:
-    """(3,H,W)/(N,1,H,W)/(N,3,H,W) -> (N,3,H,W) float32 (grey replicated: Y of equal R=G=B is grey)."""
-    if x.dim() == 3:
-        x = x[None]
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    if x.shape[1] != 3:
-        raise NotComputable(f"expected 1 or 3 channels, got {x.shape[1]}")
-    return x.float()
-
-
 class _NoRef:
-    """Shared plumbing: size checks, sub-batching, device, finite results."""
+    """Shared plumbing: size checks (the row's rule), sub-batching, device, finite results."""
 
-    min_size: int = 1
-    block: str = ""
     needs_texture = True  # NIQE/BRISQUE fit distributions to MSCN coefficients: undefined if constant
     one_at_a_time = False  # score each image alone so its value never depends on its batch-mates
 
@@ -99,12 +86,6 @@ class _NoRef:
     def _build(self) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _check(self, x: torch.Tensor) -> None:
-        h, w = x.shape[-2:]
-        if min(h, w) < self.min_size:
-            raise NotComputable(f"{self.spec.name}: image {w}x{h} is smaller than its {self.block} (needs "
-                                f"at least {self.min_size}x{self.min_size} px)")
-
     def _constant(self, x: torch.Tensor) -> list[bool]:
         flat = x.flatten(1)
         return (flat.amax(1) == flat.amin(1)).tolist()
@@ -113,8 +94,8 @@ class _NoRef:
         return self.net(x).flatten().double().tolist()
 
     def __call__(self, sr: torch.Tensor, ref: torch.Tensor | None = None) -> list[float]:
-        x = _as_batch(sr)
-        self._check(x)
+        x = rgb_batch(sr).float()
+        check_inputs(self.spec, x, None)
         if self.needs_texture and any(self._constant(x)):
             raise NotComputable(f"{self.spec.name}: a constant image has no natural-scene statistics")
         step = 1 if self.one_at_a_time else max(1, PIXEL_BUDGET // (x.shape[-2] * x.shape[-1]))
@@ -137,9 +118,6 @@ class _NoRef:
 class Niqe(_NoRef):
     """NIQE with the official LIVE pristine model (pyiqa ``niqe``)."""
 
-    min_size = 96 * 2  # one 96x96 block gives a degenerate (zero) covariance; see _check
-    block = "96x96 NIQE blocks"
-
     def _build(self) -> torch.nn.Module:
         from pyiqa.archs.niqe_arch import NIQE
 
@@ -153,20 +131,10 @@ class Niqe(_NoRef):
         with _fast_niqe_filters():
             return super()._score(x)
 
-    def _check(self, x: torch.Tensor) -> None:
-        h, w = x.shape[-2:]
-        if h < 96 or w < 96 or (h // 96) * (w // 96) < 2:
-            raise NotComputable(
-                f"niqe: image {w}x{h} holds {(h // 96) * (w // 96)} whole 96x96 block(s); NIQE needs at least 2 "
-                "to estimate a covariance"
-            )
-
 
 class Brisque(_NoRef):
     """BRISQUE with the official LIVE SVR (pyiqa ``brisque``, ``version='original'``)."""
 
-    min_size = 16  # the 7x7 Gaussian window at full and half resolution
-    block = "7x7 window at two scales"
     # pyiqa computes BRISQUE in float32 and picks the AGGD shape from a discrete grid, so the
     # summation order of a batched convolution moves scores by up to ~0.01: score images alone.
     one_at_a_time = True
@@ -196,8 +164,6 @@ class Brisque(_NoRef):
 class Piqe(_NoRef):
     """PIQE, pyiqa's port of MATLAB ``piqe()`` (16x16 blocks, 0-100); needs no model file."""
 
-    min_size = 16
-    block = "16x16 PIQE block"
     needs_texture = False
 
     def _build(self) -> torch.nn.Module:

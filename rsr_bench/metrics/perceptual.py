@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import warnings
 from collections.abc import Mapping
 
 import torch
 
 from ..fetch.assets import asset_provenance, ensure_asset
-from ..errors import NotComputable
-from .table import MetricSpec
+from .table import MetricSpec, check_inputs, rgb_batch
 
 #: Sub-batches are split so that one forward pass sees at most this many pixels (memory bound).
 PIXEL_BUDGET = 8 * 1024 * 1024
-
-#: AlexNet's five stages (conv 11/4, 2 max-pools 3/2) need at least this many pixels per side.
-MIN_SIZE = 31
 
 
 def build_lpips_alex(features: Mapping[str, torch.Tensor] | None, lin: Mapping[str, torch.Tensor]) -> torch.nn.Module:
@@ -70,21 +65,10 @@ class Lpips:
         self.provenance["lpips-alex-v0.1-lin"] = asset_provenance("lpips-alex-v0.1-lin")
         self.net = build_lpips_alex(features, lin).to(self.device)
 
-    @staticmethod
-    def _rgb(x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3:
-            x = x[None]
-        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
     def __call__(self, sr: torch.Tensor, ref: torch.Tensor | None = None) -> list[float]:
-        if ref is None:
-            raise NotComputable("lpips needs a ground-truth image")
-        sr, ref = self._rgb(sr), self._rgb(ref)
-        if sr.shape != ref.shape:
-            raise NotComputable(f"lpips: SR {tuple(sr.shape[-2:])} and GT {tuple(ref.shape[-2:])} differ in size")
+        sr, ref = rgb_batch(sr), None if ref is None else rgb_batch(ref)
+        check_inputs(self.spec, sr, ref)
         h, w = sr.shape[-2:]
-        if min(h, w) < MIN_SIZE:
-            raise NotComputable(f"lpips: image {w}x{h} is too small (AlexNet needs at least {MIN_SIZE} px per side)")
         step = max(1, PIXEL_BUDGET // (h * w))
         out: list[float] = []
         with torch.inference_mode():
@@ -93,8 +77,5 @@ class Lpips:
                 b = ref[i:i + step].to(self.device, torch.float32)
                 d = self.net(a, b, normalize=True)
                 out.extend(d.flatten().double().tolist())
-        bad = [v for v in out if not math.isfinite(v)]
-        if bad:
-            raise NotComputable(f"lpips: non-finite result {bad[0]}")
         return out
 

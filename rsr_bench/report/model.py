@@ -8,7 +8,6 @@ still renders: missing knowledge becomes an explicit "unknown", never a crash.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-# Used only when a metric is neither in the metric table nor described by a manifest line.
-LOWER_IS_BETTER_FALLBACK = {"lpips", "dists", "niqe", "brisque", "piqe", "pi", "fid", "ma_pi"}
-PREFERRED_METRIC_ORDER = ("psnr", "ssim", "lpips", "dists", "niqe", "brisque", "piqe")
 NOT_COMPUTABLE = "not computable:"  # stage prefix used by store.load_failures
-_CONVENTION_RE = re.compile(r"\((FR|NR), (higher|lower) is better\)")
 
 
 @dataclass(frozen=True)
@@ -50,16 +45,12 @@ class MetricInfo:
     name: str
     kind: str  # "FR", "NR" or "?" when unknown
     higher_is_better: bool
-    conventions: str = ""
+    conventions: str = ""  # the footnote line
+    decimals: int = 3
 
     @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
-
-    @property
-    def decimals(self) -> int:
-        """Display precision: dB values need fewer digits than [0, 1] scores."""
-        return 2 if self.name.startswith("psnr") or self.name in {"niqe", "brisque", "piqe", "fid"} else 3
 
     def fmt(self, value: float | None) -> str:
         return "—" if value is None else f"{value:.{self.decimals}f}"
@@ -135,13 +126,6 @@ class ReportData:
                 if n:
                     out[(m, d, x)] = n
         return out
-
-    def failure_counts(self) -> dict[tuple[str, str], int]:
-        errors = self.errors()
-        if errors.empty:
-            return {}
-        g = errors.groupby(["method", "dataset"])["image"].nunique()
-        return {k: int(v) for k, v in g.items()}
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -236,36 +220,32 @@ def resolve_datasets(
 
 
 def resolve_metrics(names: Iterable[str], manifests: Mapping[tuple[str, str], dict]) -> dict[str, MetricInfo]:
-    """Metric facts from the metric table, else parsed from the manifests' conventions lines."""
-    try:
-        from ..metrics import METRICS
-    except Exception:  # noqa: BLE001 - torch missing etc.; manifests still describe the metrics
-        METRICS = {}
-    lines: dict[str, str] = {}
+    """Metric facts, in the metric table's order (unknown metrics last, by name).
+
+    The convention is the one the manifests recorded (what was run); a manifest written before
+    conventions were structured holds a prose line instead, and then the metric table's row
+    stands in (for a metric no longer in the table: neutral defaults and the prose as footnote).
+    Display decimals come from the table when it knows the metric.
+    """
+    from ..metrics import METRICS
+    from ..metrics.table import convention_text
+
+    recorded: dict[str, Any] = {}
     for man in manifests.values():
         for k, v in (man.get("metrics") or {}).items():
-            lines.setdefault(str(k), str(v))
-    table_order = list(METRICS)
-
-    def order(n: str) -> tuple[int, int, str]:
-        if n in PREFERRED_METRIC_ORDER:
-            return (0, PREFERRED_METRIC_ORDER.index(n), n)
-        if n in table_order:
-            return (1, table_order.index(n), n)
-        return (2, 0, n)
-
+            recorded.setdefault(str(k), v)
+    order = {n: i for i, n in enumerate(METRICS)}
     out: dict[str, MetricInfo] = {}
-    for name in sorted(set(names), key=order):
-        spec = METRICS.get(name)
-        if spec is not None:
-            out[name] = MetricInfo(name, spec.kind, spec.higher_is_better, spec.conventions())
-            continue
-        line = lines.get(name, "")
-        m = _CONVENTION_RE.search(line)
-        if m:
-            out[name] = MetricInfo(name, m.group(1), m.group(2) == "higher", line)
+    for name in sorted(set(names), key=lambda n: (order.get(n, len(order)), n)):
+        spec, fields = METRICS.get(name), recorded.get(name)
+        if isinstance(fields, Mapping):
+            text = convention_text(name, fields)
+        elif spec is not None:
+            fields, text = spec.manifest_fields(), spec.conventions()
         else:
-            out[name] = MetricInfo(name, "?", name not in LOWER_IS_BETTER_FALLBACK, line)
+            fields, text = {}, str(fields or "")
+        decimals = spec.decimals if spec is not None else int(fields.get("decimals", 3))
+        out[name] = MetricInfo(name, str(fields.get("kind", "?")), bool(fields.get("higher_is_better", True)), text, decimals)
     return out
 
 
@@ -291,7 +271,6 @@ def load_report_data(
     """
     from .. import store
     from ..registry import select
-    from .terminal import aggregate
 
     root = Path(store_root)
     results = store.load_results(root)
@@ -329,8 +308,7 @@ def load_report_data(
     reg = {name: i for i, name in enumerate(_dataset_registry())}
     ds_info = dict(sorted(ds_info.items(), key=lambda kv: (kv[1].has_gt is not True, reg.get(kv[0], len(reg)), kv[0])))
 
-    stats = aggregate(results) if not results.empty else pd.DataFrame(
-        columns=["method", "dataset", "metric", "mean", "std", "n"])
+    stats = store.aggregate(results)
     return ReportData(
         store_root=root, results=results.reset_index(drop=True), failures=failures.reset_index(drop=True),
         manifests=manifests, skipped=skipped, stats=stats, methods=method_info, datasets=ds_info,

@@ -267,7 +267,7 @@ def build_table(published: Published, name: str, summary: pd.DataFrame, *, store
 def build_from_store(published: Published, name: str, store: str | Path, **kwargs: Any) -> TableResult:
     """Read a results store (means over all its images) and build the table."""
     from .. import store as st
-    from .terminal import aggregate
+    from ..store import aggregate
 
     df = st.load_results(store)
     return build_table(published, name, aggregate(df), store=str(store), skipped=st.load_skipped(store), **kwargs)

@@ -1,35 +1,21 @@
-"""Aggregation of per-image values and the terminal cross-dataset table.
-
-SR papers report the mean of per-image values (not a pooled MSE), so that is what
-:func:`aggregate` computes; the standard deviation and image count travel with it.
-"""
+"""Plain-text output: the cross-dataset table of ``rsr-bench run`` and the per-image table and CSV
+of ``rsr-bench score``. Decimals, arrows and column order come from the metric table."""
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..files import atomic_write_text
 from ..metrics import METRICS
 
-SUMMARY_COLUMNS = ["method", "dataset", "metric", "mean", "std", "n"]
-
-
-def aggregate(results: pd.DataFrame) -> pd.DataFrame:
-    """``[method, dataset, image, metric, value]`` -> ``[method, dataset, metric, mean, std, n]``."""
-    if results.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    g = results.groupby(["method", "dataset", "metric"], sort=False)["value"]
-    out = g.agg(mean="mean", std=lambda v: float(v.std(ddof=0)), n="count").reset_index()
-    return out[SUMMARY_COLUMNS]
-
-
-def _fmt(metric: str, value: float) -> str:
-    if metric.startswith("psnr"):
-        return f"{value:.2f}"
-    if metric in ("niqe", "brisque", "piqe"):
-        return f"{value:.2f}"
-    return f"{value:.4f}"
+if TYPE_CHECKING:
+    from ..metrics.score import ScoreResult
 
 
 def _render(rows: list[list[str]]) -> list[str]:
@@ -37,6 +23,10 @@ def _render(rows: list[list[str]]) -> list[str]:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return lines
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{value:.{METRICS[metric].decimals if metric in METRICS else 3}f}"
 
 
 def format_table(
@@ -49,8 +39,9 @@ def format_table(
 ) -> str:
     """Plain-text tables, one block per dataset: rows = methods, columns = ``metric↑/↓``.
 
-    Methods with no result on a dataset are left out of its block (the caller lists skipped
-    cells with their reasons); "—" marks a metric missing for a method that did run.
+    ``summary`` is :func:`rsr_bench.store.aggregate`'s. Methods with no result on a dataset are
+    left out of its block (the caller lists skipped cells with their reasons); "—" marks a metric
+    missing for a method that did run.
     """
     if summary.empty:
         return "(no results)"
@@ -70,3 +61,35 @@ def format_table(
                 for meth in rows_methods]
         blocks.append("\n".join([f"{d}  ({n} image{'s' if n != 1 else ''})", *_render([header, *body])]))
     return "\n\n".join(blocks) if blocks else "(no results for the selection)"
+
+
+def format_scores(result: ScoreResult, digits: int = 4) -> str:
+    """``rsr-bench score``: per-image table, a mean row, then footnotes (reasons, conventions)."""
+    names = [m.name for m in result.metrics]
+    width = max([len("image"), len("mean"), *(len(i) for i in result.images)])
+    cols = [max(len(f"{n} {m.arrow}"), digits + 6) for n, m in zip(names, result.metrics)]
+
+    def cell(v: float | None, w: int) -> str:
+        return f"{'n/c':>{w}}" if v is None else f"{v:>{w}.{digits}f}"
+
+    lines = ["  ".join([f"{'image':<{width}}", *(f"{n + ' ' + m.arrow:>{w}}" for n, m, w in zip(names, result.metrics, cols))])]
+    for img in result.images:
+        lines.append("  ".join([f"{img:<{width}}", *(cell(result.value(img, n), w) for n, w in zip(names, cols))]))
+    means = result.means()
+    lines.append("  ".join([f"{'mean':<{width}}", *(cell(means[n], w) for n, w in zip(names, cols))]))
+    nc = [f"  {r.image} {r.metric}: {'error: ' if r.error else ''}{r.reason}" for r in result.not_computable()]
+    if nc:
+        lines += ["", "n/c = not computable (excluded from the mean):", *nc]
+    lines += ["", "conventions:", *(f"  {m.conventions()}" for m in result.metrics)]
+    return "\n".join(lines)
+
+
+def write_csv(result: ScoreResult, path: str | os.PathLike) -> None:
+    """Rows ``image,metric,value`` (pyiqa CLI style); not-computable images are left out."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["image", "metric", "value"])
+    for r in result.rows:
+        if r.value is not None:
+            w.writerow([r.image, r.metric, repr(r.value)])
+    atomic_write_text(path, buf.getvalue())
