@@ -136,22 +136,15 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def _method_cards() -> dict[str, Any]:
-    """The registered method specs, or {} when the cards cannot be read (report still renders)."""
+def _registry(kind: str) -> dict[str, Any]:
+    """The method cards or the dataset registry, or {} when they cannot be read (report still renders)."""
     try:
-        from ..methods.cards import load_method_specs
-
-        return dict(load_method_specs())
-    except Exception:  # noqa: BLE001 - the cards are a fallback source only
-        return {}
-
-
-def _dataset_registry() -> dict[str, Any]:
-    try:
-        from ..datasets import load_datasets
-
-        return dict(load_datasets())
-    except Exception:  # noqa: BLE001 - fallback source only
+        if kind == "methods":
+            from ..methods.cards import load_method_specs as load
+        else:
+            from ..datasets import load_datasets as load
+        return dict(load())
+    except Exception:  # noqa: BLE001 - a fallback source only
         return {}
 
 
@@ -166,7 +159,7 @@ def resolve_methods(names: Iterable[str], manifests: Mapping[tuple[str, str], di
         entries = by_method.get(name, [])
         first = entries[0] if entries else {}
         if not entries:
-            cards = _method_cards() if cards is None else cards
+            cards = _registry("methods") if cards is None else cards
             spec = cards.get(name)
             if spec is not None:
                 first = {"family": spec.family, "tag": spec.tag, "trained_on": list(spec.trained_on),
@@ -200,7 +193,7 @@ def resolve_datasets(
     for name in names:
         info = by_ds.get(name)
         if info is None:
-            registry = _dataset_registry() if registry is None else registry
+            registry = _registry("datasets") if registry is None else registry
             spec = registry.get(name)
             info = {}
             if spec is not None:
@@ -305,7 +298,7 @@ def load_report_data(
     ds_info = resolve_datasets(keep_d, manifests, fr_seen)
     # Paired sets first (they carry the full-reference columns), then in datasets.yaml order
     # (curated: NTIRE_syn before AIM_syn, as the paper), then by name.
-    reg = {name: i for i, name in enumerate(_dataset_registry())}
+    reg = {name: i for i, name in enumerate(_registry("datasets"))}
     ds_info = dict(sorted(ds_info.items(), key=lambda kv: (kv[1].has_gt is not True, reg.get(kv[0], len(reg)), kv[0])))
 
     stats = store.aggregate(results)

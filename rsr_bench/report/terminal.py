@@ -7,15 +7,12 @@ import csv
 import io
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..files import atomic_write_text
 from ..metrics import METRICS
-
-if TYPE_CHECKING:
-    from ..metrics.score import ScoreResult
+from ..metrics.score import ScoreResult
 
 
 def _render(rows: list[list[str]]) -> list[str]:
