@@ -9,24 +9,26 @@ computes only what is missing (no record, a record with errors, or a requested m
 
 from __future__ import annotations
 
-import importlib
 import platform
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from . import __version__, store
 from .datasets import DatasetSpec, Sample, load_datasets, select_datasets
-from .errors import ImageError, RsrBenchError
+from .errors import ConfigError, ImageError, RsrBenchError
 from .image import dequantise, match_hr_to_lr, quantise, read_image, write_png
-from .methods.cards import Method, MethodSpec, load_method, load_method_specs, method_availability, select_methods
+from .fetch import make_available
+from .methods.engine import PRECISIONS
+from .methods.cards import Method, MethodSpec, adapter_for, load_method, load_method_specs, select_methods
 from .metrics import MetricSpec, score_batch, select_metrics
 from .files import store_root
 
@@ -58,6 +60,64 @@ class RunSummary:
     @property
     def exit_code(self) -> int:
         return 1 if self.failures else 0
+
+    @property
+    def ran(self) -> set[tuple[str, str]]:
+        return {(c.method, c.dataset) for c in self.cells}
+
+    def table(self) -> pd.DataFrame:
+        """``[method, dataset, metric, mean, std, n]``: the store's means for the cells this run covered."""
+        df = store.load_results(self.store)
+        df = df[df.method.isin(self.methods) & df.dataset.isin(self.datasets) & df.metric.isin(self.metrics)]
+        return store.aggregate(df)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything one evaluation run is asked to do, validated once, here.
+
+    The CLI, ``rsr-bench check``, training-time validation and notebooks all build one of these,
+    so an option means the same thing wherever it is set. ``methods``/``datasets``/``metrics``
+    take comma-separated names or globs, or lists. ``store`` is the results store (None:
+    ``RSR_BENCH_HOME`` or ./rsr-bench-results). ``checkpoint``, ``tile`` and ``precision`` are
+    engine options: an adapter receives only those it declares.
+    """
+
+    methods: str | Sequence[str] = "all"
+    datasets: str | Sequence[str] = "all"
+    metrics: str | Sequence[str] = "default"
+    store: str | Path | None = None
+    limit: int | None = None  # only the first N images of each dataset
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    method_cards: Sequence[str | Path] = ()
+    datasets_files: Sequence[str | Path] = ()
+    data_root: str | Path | None = None
+    keep_going: bool = True  # record a failed image and go on; False stops at the first
+    force: bool = False  # recompute results already in the store
+    progress: bool = True
+    checkpoint: str | Path | None = None
+    tile: int | None = None
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("method_cards", "datasets_files"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, (str, Path)) else tuple(value))
+        if self.limit is not None and (isinstance(self.limit, bool) or int(self.limit) < 1):
+            raise ConfigError(f"limit must be a positive number of images, got {self.limit!r}")
+        if self.tile is not None and int(self.tile) < 0:
+            raise ConfigError(f"tile must be >= 0 LR pixels (0 = whole image), got {self.tile!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if str(self.device) != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
+
+    def engine_options(self) -> dict[str, Any]:
+        """The engine options that were set (each adapter receives only those it declares)."""
+        return {k: getattr(self, k) for k in ("checkpoint", "tile", "precision") if getattr(self, k) is not None}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -137,13 +197,6 @@ class _Decoder:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _dataset_version(dataset: DatasetSpec) -> str:
-    """The declared version, or the one recorded when `rsr-bench fetch` built the set."""
-    from .fetch.datasets import fetched_version
-
-    return fetched_version(dataset) or dataset.version
-
-
 def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], device: torch.device) -> dict:
     spec = method.spec
     return {
@@ -153,7 +206,7 @@ def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec
             "card": str(spec.card_path) if spec.card_path else None, "paper": spec.paper, "licence": spec.licence,
         },
         "dataset": {
-            "name": dataset.name, "version": _dataset_version(dataset), "kind": dataset.kind, "has_gt": dataset.has_gt,
+            "name": dataset.name, "version": dataset.version, "kind": dataset.kind, "has_gt": dataset.has_gt,
             "domains": list(dataset.domains), "scale": dataset.scale, "listing": dataset.listing_fingerprint(),
             "description": dataset.description,
         },
@@ -167,10 +220,7 @@ def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec
 def _predict(method: Method, dataset: DatasetSpec, sample: Sample, lr: torch.Tensor, device: torch.device) -> torch.Tensor:
     batch = lr[None].to(device)
     with torch.inference_mode():
-        if hasattr(method, "predict_for"):
-            sr = method.predict_for(dataset.name, sample.id, batch)
-        else:
-            sr = method.predict(batch)
+        sr = method.predict(batch, [(dataset.name, sample.id)])
     want = (batch.shape[-2] * dataset.scale, batch.shape[-1] * dataset.scale)
     if sr.ndim != 4 or sr.shape[0] != 1 or sr.shape[1] != 3 or tuple(sr.shape[-2:]) != want:
         raise RsrBenchError(f"{method.spec.name} returned shape {tuple(sr.shape)}, expected (1, 3, {want[0]}, {want[1]})")
@@ -184,168 +234,186 @@ def _precision(provenance: Mapping[str, Any]) -> str:
     return str(engine.get("precision", "fp32")) if isinstance(engine, Mapping) else "fp32"
 
 
-def run_cell(
-    method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], *, root: Path, device: torch.device,
-    limit: int | None = None, force: bool = False, keep_going: bool = True, progress: bool = True,
-) -> tuple[CellResult, list[dict[str, str]]]:
+def _refuse_mixing(old: Mapping[str, Any] | None, method: Method, dataset: str, force: bool) -> None:
+    """A cell holds the results of one set of weights at one precision: never mix (unless forced)."""
+    if not old or force:
+        return
+    name, was_fp = method.spec.name, old["method"].get("fingerprint")
+    if was_fp != method.fingerprint:
+        raise RsrBenchError(f"stored results for {name} on {dataset} come from other weights ({was_fp}, "
+                            f"now {method.fingerprint}); use --force to recompute or another --store")
+    was, now = _precision(old["method"].get("provenance") or {}), _precision(method.provenance)
+    if was != now:
+        raise RsrBenchError(f"stored results for {name} on {dataset} were computed in {was}, this run uses {now}; "
+                            "use --force to recompute or another --store")
+
+
+class _CellRun:
+    """One (method, dataset) cell being evaluated into the store: the state its steps share."""
+
+    def __init__(self, method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], root: Path,
+                 device: torch.device, options: RunOptions) -> None:
+        self.method, self.root, self.device, self.options = method, root, device, options
+        self.name, self.dname = method.spec.name, dataset.name
+        self.dataset = dataset.resolved()
+        self.metrics = _applicable(metrics, self.dataset)
+        samples = self.dataset.samples()
+        self.samples = samples[: options.limit] if options.limit else samples
+        self.result = CellResult(self.name, self.dname, images=len(self.samples))
+        self.failures: list[dict[str, str]] = []
+        self.timings = {"predict_s": 0.0, "metrics_s": 0.0}
+
+    def pending(self) -> tuple[dict[str, dict | None], list[tuple[int, Sample]]]:
+        """The stored record of every image, and the (index, sample) pairs that still need work."""
+        records = {s.id: store.read_record(self.root, self.name, self.dname, s.id) for s in self.samples}
+        todo = [(i, s) for i, s in enumerate(self.samples)
+                if records[s.id] is None or _missing_metrics(records[s.id], self.metrics, self.options.force)]
+        return records, todo
+
+    def evaluate(self, sample: Sample, decoded: tuple, prev: dict | None) -> dict:
+        """One image's record: predict, quantise, write the PNG, score what is missing; a failure
+        becomes an error in the record, never an exception."""
+        lr, hr, errors = decoded
+        method, dataset, device, force = self.method, self.dataset, self.device, self.options.force
+        fresh = force or prev is None or bool(prev.get("errors"))
+        rec = {
+            "image": sample.id, "lr_path": str(sample.lr_path),
+            "hr_path": str(sample.hr_path) if sample.hr_path else None,
+            "metrics": {} if fresh else dict(prev.get("metrics", {})),
+            "not_computable": {} if fresh else dict(prev.get("not_computable", {})),
+            "errors": errors,
+        }
+        if errors:
+            return rec
+        needed = _missing_metrics(None if fresh else prev, self.metrics, force)
+        try:
+            t0 = time.perf_counter()
+            sr_float = _predict(method, dataset, sample, lr, device)
+            sr_u8 = quantise(sr_float[0])
+            write_png(store.sr_path(self.root, self.name, self.dname, sample.id), sr_u8)
+            rec["time_predict_s"] = round(time.perf_counter() - t0, 4)
+            self.timings["predict_s"] += rec["time_predict_s"]
+            t1 = time.perf_counter()
+            ref = None if hr is None else hr[None]
+            score_batch(needed, sr_float, ref, quantised=dequantise(sr_u8)[None], device=device)[0].update_record(rec)
+            self.timings["metrics_s"] += time.perf_counter() - t1
+        except Exception as exc:  # noqa: BLE001 - one bad image never loses the others
+            rec["errors"].append({"stage": "predict", "message": f"{type(exc).__name__}: {exc}"})
+        return rec
+
+    def save(self, rec: dict) -> None:
+        """Write one image's record and count it; with ``keep_going`` off a failure stops the run."""
+        store.write_record(self.root, self.name, self.dname, rec)
+        if not rec["errors"]:
+            self.result.computed += 1
+            return
+        self.result.failed += 1
+        self.failures += [{"method": self.name, "dataset": self.dname, "image": rec["image"], **e} for e in rec["errors"]]
+        if not self.options.keep_going:
+            raise RsrBenchError(f"{self.name} on {self.dname}, image {rec['image']}: {rec['errors'][0]['message']} "
+                                "(--fail-fast)")
+
+
+def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], *, root: Path,
+             device: torch.device, options: RunOptions) -> tuple[CellResult, list[dict[str, str]]]:
     """Evaluate one (method, dataset) cell into the store; returns its result and failures."""
-    name, dname = method.spec.name, dataset.name
-    dataset = dataset.resolved()
-    samples = dataset.samples()[:limit] if limit else dataset.samples()
-    metrics = _applicable(metrics, dataset)
-    result = CellResult(name, dname, images=len(samples))
-    failures: list[dict[str, str]] = []
-    manifest = _manifest(method, dataset, metrics, device)
-    old = store.read_manifest(root, name, dname)
-    if old and not force:
-        if old["method"].get("fingerprint") != method.fingerprint:
-            raise RsrBenchError(
-                f"stored results for {name} on {dname} come from other weights ({old['method'].get('fingerprint')}, "
-                f"now {method.fingerprint}); use --force to recompute or another --out"
-            )
-        was, now = _precision(old["method"].get("provenance") or {}), _precision(method.provenance)
-        if was != now:
-            raise RsrBenchError(
-                f"stored results for {name} on {dname} were computed in {was}, this run uses {now}; "
-                "use --force to recompute or another --out"
-            )
+    cell = _CellRun(method, dataset, metrics, root, device, options)
+    manifest = _manifest(method, cell.dataset, cell.metrics, device)
+    old = store.read_manifest(root, cell.name, cell.dname)
+    _refuse_mixing(old, method, cell.dname, options.force)
     manifest["started"] = _now()
-    store.write_manifest(root, name, dname, {**(old or {}), **manifest, "finished": None})
+    store.write_manifest(root, cell.name, cell.dname, {**(old or {}), **manifest, "finished": None})
     t_cell = time.perf_counter()
-    timings = {"predict_s": 0.0, "metrics_s": 0.0}
-    todo = [(i, s) for i, s in enumerate(samples)]
-    records = {s.id: store.read_record(root, name, dname, s.id) for _, s in todo}
-    todo = [(i, s) for i, s in todo if records[s.id] is None or _missing_metrics(records[s.id], metrics, force)]
-    result.reused = len(samples) - len(todo)
-    decoder = _Decoder(samples, dataset)
-    bar = tqdm(total=len(samples), initial=result.reused, desc=f"{name} | {dname}", unit="img",
-               disable=not progress, leave=True, dynamic_ncols=True)
+    records, todo = cell.pending()
+    cell.result.reused = len(cell.samples) - len(todo)
+    decoder = _Decoder(cell.samples, cell.dataset)
+    bar = tqdm(total=len(cell.samples), initial=cell.result.reused, desc=f"{cell.name} | {cell.dname}", unit="img",
+               disable=not options.progress, leave=True, dynamic_ncols=True)
     try:
         for k, (i, sample) in enumerate(todo):
-            lr, hr, errors = decoder.get(i, [j for j, _ in todo[k + 1 : k + 1 + PREFETCH]])
-            prev = records[sample.id]
-            fresh = force or prev is None or bool(prev.get("errors"))
-            rec = {
-                "image": sample.id, "lr_path": str(sample.lr_path),
-                "hr_path": str(sample.hr_path) if sample.hr_path else None,
-                "metrics": {} if fresh else dict(prev.get("metrics", {})),
-                "not_computable": {} if fresh else dict(prev.get("not_computable", {})),
-                "errors": errors,
-            }
-            needed = _missing_metrics(None if fresh else prev, metrics, force)
-            if not errors:
-                try:
-                    t0 = time.perf_counter()
-                    sr_float = _predict(method, dataset, sample, lr, device)
-                    sr_u8 = quantise(sr_float[0])
-                    write_png(store.sr_path(root, name, dname, sample.id), sr_u8)
-                    rec["time_predict_s"] = round(time.perf_counter() - t0, 4)
-                    timings["predict_s"] += rec["time_predict_s"]
-                    t1 = time.perf_counter()
-                    ref = None if hr is None else hr[None]
-                    score_batch(needed, sr_float, ref, quantised=dequantise(sr_u8)[None], device=device)[0].update_record(rec)
-                    timings["metrics_s"] += time.perf_counter() - t1
-                except Exception as exc:  # noqa: BLE001 - one bad image never loses the others
-                    rec["errors"].append({"stage": "predict", "message": f"{type(exc).__name__}: {exc}"})
-            store.write_record(root, name, dname, rec)
-            if rec["errors"]:
-                result.failed += 1
-                failures += [{"method": name, "dataset": dname, "image": sample.id, **e} for e in rec["errors"]]
-                if not keep_going:
-                    raise RsrBenchError(f"{name} on {dname}, image {sample.id}: {rec['errors'][0]['message']} (--fail-fast)")
-            else:
-                result.computed += 1
+            decoded = decoder.get(i, [j for j, _ in todo[k + 1 : k + 1 + PREFETCH]])
+            cell.save(cell.evaluate(sample, decoded, records[sample.id]))
             bar.update(1)
     finally:
         bar.close()
         decoder.close()
-    result.seconds = time.perf_counter() - t_cell
-    manifest.update(finished=_now(), timings={**{k: round(v, 3) for k, v in timings.items()},
-                                             "images_computed": result.computed, "images_reused": result.reused})
-    store.write_manifest(root, name, dname, manifest)
-    return result, failures
+    cell.result.seconds = time.perf_counter() - t_cell
+    manifest.update(finished=_now(), timings={**{k: round(v, 3) for k, v in cell.timings.items()},
+                                             "images_computed": cell.result.computed,
+                                             "images_reused": cell.result.reused})
+    store.write_manifest(root, cell.name, cell.dname, manifest)
+    return cell.result, cell.failures
 
 
 def _prepare_method(spec: MethodSpec, device: torch.device, overrides: Mapping[str, Any]) -> Method:
-    """Fetch (mirror weights on first use) and load; raises with the reason on failure."""
-    adapter_module = importlib.import_module(spec.adapter.partition(":")[0])
-    accepted = getattr(adapter_module, "RUN_OPTIONS", None)  # None: the adapter takes them all
-    if accepted is not None:  # e.g. --precision means nothing to bicubic: not an error there
-        overrides = {k: v for k, v in overrides.items() if k in accepted}
-    if overrides.get("checkpoint"):  # a local file replaces the card's weight sources
-        return load_method(spec, device=device, **overrides)
-    reason = method_availability(spec)
-    if reason and hasattr(adapter_module, "fetch"):
-        adapter_module.fetch(spec)
-        reason = method_availability(spec)
-    if reason:
-        raise RsrBenchError(reason)
-    return load_method(spec, device=device, **overrides)
+    """Fetch the weights on first use, then load with the run options the adapter declares.
+
+    A ``--checkpoint`` the adapter takes replaces the card's weight sources, so nothing is fetched.
+    """
+    if not (overrides.get("checkpoint") and "checkpoint" in adapter_for(spec).run_options):
+        make_available(spec)
+    return load_method(spec, device=device, run_options=overrides)
 
 
-def run(
-    *,
-    methods: str | Sequence[str] = "all",
-    datasets: str | Sequence[str] = "all",
-    metrics: str | Sequence[str] = "default",
-    out: str | Path | None = None,
-    limit: int | None = None,
-    device: str = "auto",
-    extra_cards: Sequence[str | Path] = (),
-    datasets_files: Sequence[str | Path] = (),
-    data_root: str | Path | None = None,
-    keep_going: bool = True,
-    force: bool = False,
-    progress: bool = True,
-    method_options: Mapping[str, Any] | None = None,
-    log=print,
-) -> RunSummary:
-    """Evaluate ``methods`` x ``datasets`` with ``metrics`` into the store at ``out``."""
-    root = store_root(out)
-    root.mkdir(parents=True, exist_ok=True)
-    mspecs = select_methods(methods, load_method_specs(extra_cards))
-    all_datasets = load_datasets(datasets_files, data_root)
-    dspecs = select_datasets(datasets, all_datasets)
-    mets = select_metrics(metrics)
-    dev = resolve_device(device)
-    summary = RunSummary(root, [m.name for m in mspecs], [], [m.name for m in mets])
-    for d in dspecs:
+def _ready_datasets(datasets: Sequence[DatasetSpec], summary: RunSummary, log: Callable[[str], None]) -> list[DatasetSpec]:
+    """The datasets on disk; the others are recorded (and logged) with the reason."""
+    ready = []
+    for d in datasets:
         reason = d.missing_reason()
         if reason:
             summary.skipped_datasets[d.name] = reason
             log(f"skipping dataset {d.name}: {reason}")
         else:
             summary.datasets.append(d.name)
-    ran: set[tuple[str, str]] = set()
-    for mspec in mspecs:
-        cells = [d for d in dspecs if d.name in summary.datasets]
-        if not cells:
-            break
-        try:
-            method = _prepare_method(mspec, dev, method_options or {})
-        except RsrBenchError as exc:
-            log(f"skipping method {mspec.name}: {exc}")
-            summary.skipped.update({(mspec.name, d.name): str(exc) for d in cells})
+            ready.append(d)
+    return ready
+
+
+def _run_method(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequence[MetricSpec], device: torch.device,
+                options: RunOptions, summary: RunSummary, log: Callable[[str], None]) -> None:
+    """Load one method and evaluate it on every ready dataset; a cell that cannot run is skipped
+    with its reason (with ``keep_going`` off, the reasons so far are saved and the error raised)."""
+    try:
+        method = _prepare_method(spec, device, options.engine_options())
+    except RsrBenchError as exc:
+        log(f"skipping method {spec.name}: {exc}")
+        summary.skipped.update({(spec.name, d.name): str(exc) for d in datasets})
+        return
+    for d in datasets:
+        if d.scale != spec.scale:
+            summary.skipped[(spec.name, d.name)] = f"scale mismatch: method x{spec.scale}, dataset x{d.scale}"
             continue
-        for d in cells:
-            if d.scale != mspec.scale:
-                summary.skipped[(mspec.name, d.name)] = f"scale mismatch: method x{mspec.scale}, dataset x{d.scale}"
-                continue
-            try:
-                cell, failures = run_cell(method, d, mets, root=root, device=dev, limit=limit, force=force,
-                                          keep_going=keep_going, progress=progress)
-            except RsrBenchError as exc:
-                if not keep_going:
-                    store.update_skipped(root, summary.skipped, ran)
-                    raise
-                log(f"skipping {mspec.name} on {d.name}: {exc}")
-                summary.skipped[(mspec.name, d.name)] = str(exc)
-                continue
-            ran.add((mspec.name, d.name))
-            summary.cells.append(cell)
-            summary.failures += failures
-        del method
+        try:
+            cell, failures = run_cell(method, d, metrics, root=summary.store, device=device, options=options)
+        except RsrBenchError as exc:
+            if not options.keep_going:
+                store.update_skipped(summary.store, summary.skipped, summary.ran)
+                raise
+            log(f"skipping {spec.name} on {d.name}: {exc}")
+            summary.skipped[(spec.name, d.name)] = str(exc)
+            continue
+        summary.cells.append(cell)
+        summary.failures += failures
+
+
+def run(options: RunOptions, *, log: Callable[[str], None] = print) -> RunSummary:
+    """Evaluate ``options.methods`` x ``options.datasets`` with ``options.metrics`` into ``options.store``.
+
+    Resumable: only what the store lacks is computed. Cells that cannot run (dataset not on disk,
+    weights unavailable, scale mismatch) are skipped with their reason, in the summary and in the
+    store's skipped.json. ``log`` receives one line per skip.
+    """
+    root = store_root(options.store)
+    root.mkdir(parents=True, exist_ok=True)
+    methods = select_methods(options.methods, load_method_specs(options.method_cards))
+    datasets = select_datasets(options.datasets, load_datasets(options.datasets_files, options.data_root))
+    metrics = select_metrics(options.metrics)
+    device = resolve_device(options.device)
+    summary = RunSummary(root, [m.name for m in methods], [], [m.name for m in metrics])
+    ready = _ready_datasets(datasets, summary, log)
+    for spec in methods if ready else ():
+        _run_method(spec, ready, metrics, device, options, summary, log)
     for name, reason in summary.skipped_datasets.items():
-        summary.skipped.update({(m.name, name): f"dataset missing: {reason}" for m in mspecs})
-    store.update_skipped(root, summary.skipped, ran)
+        summary.skipped.update({(m.name, name): f"dataset missing: {reason}" for m in methods})
+    store.update_skipped(root, summary.skipped, summary.ran)
     return summary

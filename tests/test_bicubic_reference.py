@@ -13,7 +13,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from rsr_bench import store
-from rsr_bench.runner import run
+from rsr_bench.runner import RunOptions, run
 
 
 def _independent(lr_path, hr_path) -> tuple[float, float]:
@@ -37,8 +37,8 @@ def test_bicubic_matches_independent_computation(reference_data, tmp_path, name)
     folder = reference_data / name
     sets = tmp_path / "sets.yaml"
     sets.write_text(f"datasets:\n  {name}:\n    lr: {folder}/LR_bicubic_x4\n    hr: {folder}/HR\n    scale: 4\n")
-    summary = run(methods="bicubic", datasets=name, metrics="psnr,ssim,psnr_y", datasets_files=[sets],
-                  out=tmp_path / "store", progress=False, log=lambda m: None)
+    summary = run(RunOptions(methods="bicubic", datasets=name, metrics="psnr,ssim,psnr_y", datasets_files=[sets],
+                             store=tmp_path / "store", progress=False), log=lambda m: None)
     assert summary.exit_code == 0
     df = store.load_results(summary.store)
     ours = df.pivot_table(index="image", columns="metric", values="value")

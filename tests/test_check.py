@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from rsr_bench import check as chk
+from rsr_bench import regression as chk
 from rsr_bench import store
 from rsr_bench.cli import cli
 
@@ -236,21 +236,27 @@ def test_update_refuses_incomplete_results(tmp_path: Path) -> None:
 
 
 def test_evaluates_into_temp_store_when_no_store_given(baseline: Path, tmp_path: Path, monkeypatch) -> None:
+    from rsr_bench.regression import measure
+
     calls = []
 
-    def fake_evaluate(**kw):
-        calls.append(kw)
-        make_store(kw["out"])
+    def fake_evaluate(selection, root, source):
+        calls.append((selection, root))
+        make_store(root)
 
-    monkeypatch.setattr(chk, "evaluate", fake_evaluate)
+    monkeypatch.setattr(measure, "evaluate", fake_evaluate)
     code, out = invoke("--baseline", baseline)
     assert code == 0, out
-    (kw,) = calls
-    assert kw["methods"] == ["m.good", "m.other"] and kw["datasets"] == ["ds1", "ds2"]
-    assert kw["metrics"] == ["psnr", "lpips"] and kw["limit"] is None
-    assert not Path(kw["out"]).exists()  # the temporary store is removed
-    code, out = invoke("--baseline", baseline, "--out", tmp_path / "cache")
-    assert code == 0 and (tmp_path / "cache" / "cells").is_dir()
+    ((selection, root),) = calls
+    assert list(selection.methods) == ["m.good", "m.other"] and list(selection.datasets) == ["ds1", "ds2"]
+    assert list(selection.metrics) == ["psnr", "lpips"] and selection.limit is None
+    assert not Path(root).exists()  # the temporary store is removed
+    for option in ("--store", "--out"):  # --out: the old spelling, a hidden alias
+        cache = tmp_path / f"cache{option}"
+        code, out = invoke("--baseline", baseline, option, cache)
+        assert code == 0 and (cache / "cells").is_dir(), out
+    code, out = invoke("--baseline", baseline, "--store", tmp_path / "a", "--out", tmp_path / "b")
+    assert code == 2 and "disagree" in out
 
 
 def test_tolerance_rule() -> None:

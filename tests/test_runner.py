@@ -17,7 +17,7 @@ from PIL import Image
 
 from rsr_bench import store
 from rsr_bench.cli import cli
-from rsr_bench.runner import run
+from rsr_bench.runner import RunOptions, run
 
 
 def _img(path: Path, h: int, w: int, seed: int) -> None:
@@ -51,7 +51,8 @@ def test_bad_input_corpus_keeps_other_results(tmp_path):
     _img(lr / "nohr.png", 16, 16, 8)
     _img(lr / "tiny.png", 8, 8, 9)
     _img(hr / "tiny.png", 32, 32, 9)
-    summary = run(methods="bicubic", datasets="Toy", metrics="psnr,ssim", datasets_files=[sets], progress=False, log=lambda m: None)
+    summary = run(RunOptions(methods="bicubic", datasets="Toy", metrics="psnr,ssim", datasets_files=[sets], progress=False),
+                  log=lambda m: None)
     assert summary.exit_code == 1
     stages = {(f["image"], f["stage"]) for f in summary.failures}
     assert stages == {
@@ -72,19 +73,19 @@ def test_bad_input_corpus_keeps_other_results(tmp_path):
 
 def test_resume_computes_only_missing(tmp_path):
     sets = _paired_set(tmp_path / "toy", 3)
-    kw = dict(methods="bicubic", datasets="Toy", datasets_files=[sets], progress=False, log=lambda m: None)
-    first = run(metrics="psnr", limit=2, **kw)
+    kw = dict(methods="bicubic", datasets="Toy", datasets_files=[sets], progress=False)
+    first = run(RunOptions(metrics="psnr", limit=2, **kw), log=lambda m: None)
     assert first.cells[0].computed == 2
     rec = store.record_path(first.store, "bicubic.x4", "Toy", "im00")
     mtime = rec.stat().st_mtime_ns
-    second = run(metrics="psnr", **kw)
+    second = run(RunOptions(metrics="psnr", **kw), log=lambda m: None)
     assert (second.cells[0].computed, second.cells[0].reused) == (1, 2)
     assert rec.stat().st_mtime_ns == mtime
-    third = run(metrics="psnr,ssim", **kw)  # a new metric: every image gets it, psnr is kept
+    third = run(RunOptions(metrics="psnr,ssim", **kw), log=lambda m: None)  # a new metric: every image gets it, psnr is kept
     assert third.cells[0].computed == 3
     df = store.load_results(third.store)
     assert len(df) == 6
-    forced = run(metrics="psnr", force=True, **kw)
+    forced = run(RunOptions(metrics="psnr", force=True, **kw), log=lambda m: None)
     assert forced.cells[0].computed == 3
 
 
@@ -143,6 +144,19 @@ def test_cli_run_report_list(tmp_path):
 
 def test_engine_options_do_not_break_weight_free_methods(tmp_path):
     sets = _paired_set(tmp_path / "toy", 1)
-    summary = run(methods="bicubic", datasets="Toy", metrics="psnr", datasets_files=[sets], progress=False,
-                  method_options={"precision": "bf16", "tile": 64}, log=lambda m: None)
+    summary = run(RunOptions(methods="bicubic", datasets="Toy", metrics="psnr", datasets_files=[sets], progress=False,
+                             precision="bf16", tile=64), log=lambda m: None)
     assert summary.exit_code == 0 and not summary.skipped and summary.cells[0].computed == 1
+
+
+def test_store_option_and_its_old_spelling(tmp_path):
+    sets = _paired_set(tmp_path / "toy", 1)
+    args = ["run", "--methods", "bicubic", "--datasets", "Toy", "--metrics", "psnr", "--datasets-file", str(sets), "--quiet"]
+    for option in ("--store", "--out"):  # --out: the old spelling, a hidden alias
+        res = CliRunner().invoke(cli, [*args, option, str(tmp_path / option)])
+        assert res.exit_code == 0, res.output
+        assert len(store.load_results(tmp_path / option)) == 1
+    res = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "disagree" in res.output
+    assert "--store" in CliRunner().invoke(cli, ["run", "--help"]).output
+    assert "--out" not in CliRunner().invoke(cli, ["run", "--help"]).output

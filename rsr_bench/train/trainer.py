@@ -341,11 +341,11 @@ def validate(cfg: dict[str, Any], out: Path, it: int, tb: Any) -> dict[str, floa
     method = f"{family}.{tag}_iter{it}"
     try:
         from .. import store
-        from ..runner import run
+        from ..runner import RunOptions, run
 
         store_dir = out / "val" / "store"
-        run(methods=[method], datasets=list(v["datasets"]), metrics=list(v["metrics"]), out=store_dir,
-            limit=v.get("limit"), extra_cards=[card], keep_going=True, progress=False, log=log.info)
+        run(RunOptions(methods=[method], datasets=list(v["datasets"]), metrics=list(v["metrics"]), store=store_dir,
+                       limit=v.get("limit"), method_cards=[card], keep_going=True, progress=False), log=log.info)
         df = store.load_results(store_dir)
         means = df[df["method"] == method].groupby(["dataset", "metric"])["value"].mean()
     except Exception as exc:  # validation must never kill a long training run

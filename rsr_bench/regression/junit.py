@@ -11,8 +11,14 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from .compare import CheckResult
+
+SUITE = "rsr-bench check"
 
 
 @dataclass(frozen=True)
@@ -63,3 +69,29 @@ def write(path: str | os.PathLike, suite: str, cases: Sequence[TestCase], proper
 def _first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line[:500]
+
+
+def check_cases(result: CheckResult) -> list[TestCase]:
+    """One testcase per comparison of a check (and one error case per setup problem)."""
+    from .compare import fmt_value
+
+    cases = [TestCase("setup", f"problem {i + 1}", error=p) for i, p in enumerate(result.problems)]
+    for c in result.comparisons:
+        detail = (f"baseline {fmt_value(c.baseline)} (n={c.n_baseline}), measured {fmt_value(c.measured)} "
+                  f"(n={c.n_measured}), delta {'—' if c.delta is None else f'{c.delta:+.6g}'}, tolerance {c.tolerance}")
+        cases.append(TestCase(classname=f"{c.method}/{c.dataset}", name=c.metric,
+                              failure=None if c.passed else c.message or c.status,
+                              output=c.message if c.metric == "fingerprint" else detail))
+    return cases
+
+
+def write_check(path: str | os.PathLike, result: CheckResult) -> None:
+    """The JUnit XML of a check: one testcase per comparison, provenance as properties."""
+    props = {"baseline": str(result.baseline.path or ""), "exit_code": str(result.exit_code)}
+    props.update({k: str(v) for k, v in result.baseline.provenance.items() if k in ("device", "precision", "rsr_bench")})
+    write(path, SUITE, check_cases(result), props)
+
+
+def write_setup_error(path: str | os.PathLike, message: str) -> None:
+    """The JUnit XML of a check that could not run at all (exit 2)."""
+    write(path, SUITE, [TestCase("setup", "check", error=message)], {"exit_code": "2"})
