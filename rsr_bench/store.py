@@ -33,6 +33,11 @@ def _safe(component: str) -> str:
     return component
 
 
+def is_store(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds a results store (guards against writing a report into one, or reading a report as one)."""
+    return (Path(root) / "cells").is_dir() or (Path(root) / "skipped.json").is_file()
+
+
 def cell_dir(root: str | os.PathLike, method: str, dataset: str) -> Path:
     return Path(root) / "cells" / _safe(method) / _safe(dataset)
 

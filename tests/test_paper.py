@@ -57,18 +57,18 @@ def test_table2_markdown_published_measured_and_reasons(tmp_path: Path) -> None:
     assert "| paper | 25.51 | 22.35 | 23.93 |" in lines[i]
     assert "measured (bicubic.x4) | 25.500 | 22.000 | 23.750 |" in lines[i + 1]
     assert "| Δ | -0.010 | -0.350 | -0.180 |" in lines[i + 2]
-    j = next(k for k, line in enumerate(lines) if "| Impressionism | NTIRE_syn |" in line)
+    j = next(k for k, line in enumerate(lines) if "| Impressionism | NTIRE\\_syn |" in line)
     assert "24.900 | n/a | n/a" in lines[j + 1] and "+0.080" in lines[j + 2]
-    # the data-only skip of one cell is listed per dataset, naming the row
-    assert "AIM_syn (AIM columns of Impressionism (NTIRE_syn)): skipped: weights not available" in out
-    assert "Impressionism (AIM_syn): no public Impressionism model trained on AIM_syn" in out
-    assert "ESRGAN-FS (NTIRE_syn): no ESRGAN-FS model for NTIRE 2020 was released" in out
+    # the data-only skip of one cell is listed per dataset, naming the row (Markdown-escaped like the report's)
+    assert "AIM\\_syn (AIM columns of Impressionism (NTIRE\\_syn)): skipped: weights not available" in out
+    assert "Impressionism (AIM\\_syn): no public Impressionism model trained on AIM\\_syn" in out
+    assert "ESRGAN-FS (NTIRE\\_syn): no ESRGAN-FS model for NTIRE 2020 was released" in out
     assert "rsr.official" in out and "Not measured" in out and "Castillo" in out
 
 
 def test_table2_substitute_marks_not_comparable(tmp_path: Path) -> None:
     out = run("table2", "--store", make_store(tmp_path / "s"), "--substitute", "NTIRE_syn=demo_noise")
-    assert "PSNR↑ NTIRE*" in out and "NTIRE_syn measured on demo_noise instead" in out and "NOT comparable" in out
+    assert "PSNR↑ NTIRE\\*" in out and "NTIRE\\_syn measured on demo\\_noise instead" in out and "NOT comparable" in out
     assert "measured (bicubic.x4) | 30.000 | 22.000 | 26.000 |" in out
 
 
@@ -126,7 +126,7 @@ def test_weights_missing_explains_the_whole_row(tmp_path: Path) -> None:
                                 ("rsr.official", "demo_noise"): "official weights for rsr.official cannot be downloaded"}, set())
     out = run("table2", "--store", root)
     assert "RSR (DIV2K): weights not available: official weights for rsr.official cannot be downloaded" in out
-    assert "NTIRE_syn (NTIRE columns of" in out and "not on disk: LR folder not found" in out
+    assert "NTIRE\\_syn (NTIRE columns of" in out and "not on disk: LR folder not found" in out
 
 
 def test_table1_runs_file_matches_the_ablation_grid() -> None:
@@ -146,3 +146,13 @@ def test_table1_runs_file_matches_the_ablation_grid() -> None:
     res = paper.build_table(pub, "table1", pd.DataFrame(columns=["method", "dataset", "metric", "mean", "n"]),
                             row_methods=runs)
     assert [r.method for r in res.rows] == list(runs.values())
+
+
+def test_out_option_and_its_old_spellings(tmp_path: Path) -> None:
+    root = make_store(tmp_path / "s")
+    for option in ("--out", "-o", "--output"):  # --output: the old spelling, a hidden alias
+        path = tmp_path / f"table{option}.md"
+        run("table2", "--store", root, option, path)
+        assert path.read_text(encoding="utf-8").startswith("**Table 2**")
+    res = CliRunner().invoke(cli, ["paper", "table2", "--store", str(root), "--out", "a.md", "--output", "b.md"])
+    assert res.exit_code == 2 and "disagree" in res.output

@@ -1,17 +1,23 @@
-"""``rsr-bench paper table1|table2``: the paper's tables beside re-measured values."""
+"""``rsr-bench paper table1|table2``: the paper's tables beside re-measured values.
+
+Options follow the naming rule: ``--store`` is the results store read (``--from-store`` an
+alias), ``--out`` what is written (a file for one format, a folder with ``--format all``;
+``--output`` is the old spelling, kept hidden).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
-import yaml
 
-from ..report import paper
-from ..errors import ConfigError
+from .options import merge_alias
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+    from ..errors import ConfigError
+
     out = {}
     for item in items:
         k, sep, v = item.partition("=")
@@ -26,13 +32,14 @@ def _common(f):
                      help="Published values (default reports/paper/published.yaml).")(f)
     f = click.option("--substitute", multiple=True, metavar="PAPER_SET=DATASET",
                      help="Measure a paper dataset on another one, e.g. NTIRE_syn=demo_noise (marked as not comparable).")(f)
-    f = click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+    f = click.option("--output", "output", type=click.Path(path_type=Path), default=None, hidden=True)(f)
+    f = click.option("--out", "-o", "out", type=click.Path(path_type=Path), default=None,
                      help="Write to this file (one format) or folder (--format all). Default: print.")(f)
     f = click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "html", "all"]), default="markdown",
                      show_default=True)(f)
     f = click.option("--store", "--from-store", "store", type=click.Path(path_type=Path), default=None,
-                     help="Results store (default --out / RSR_BENCH_HOME / ./rsr-bench-results).")(f)
-    f = click.option("--method-card", "--cards", "extra_cards", multiple=True, type=click.Path(exists=True, path_type=Path),
+                     help="Results store [env RSR_BENCH_HOME, default ./rsr-bench-results].")(f)
+    f = click.option("--method-card", "--cards", "method_cards", multiple=True, type=click.Path(exists=True, path_type=Path),
                      help="Extra method cards (e.g. your Table 1 training runs).")(f)
     f = click.option("--datasets-file", "datasets_files", multiple=True,
                      type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
@@ -44,55 +51,33 @@ def paper_command() -> None:
     """Regenerate the RSR paper's tables with published and measured values side by side."""
 
 
-def _emit(name: str, store: Path | None, published: Path | None, substitute: tuple[str, ...], output: Path | None,
-          fmt: str, row_methods: dict[str, str], extra_cards: tuple[Path, ...], datasets_files: tuple[Path, ...]) -> None:
-    from ..files import store_root
+def _emit(name: str, row_methods: dict[str, str], options: dict[str, Any]) -> None:
+    """Build the table from the store, then print it or write it where ``--out`` says."""
+    from ..report import paper
 
-    root = store_root(store)
-    pub = paper.load_published(published)
-    known_methods = known_datasets = None
-    try:
-        from ..methods.cards import load_method_specs
-
-        known_methods = load_method_specs([str(p) for p in extra_cards])
-    except Exception as exc:  # noqa: BLE001 - the table is still useful without the registry
-        click.echo(f"note: method registry unavailable ({exc}); reasons will be generic", err=True)
-    try:
-        from ..datasets import load_datasets
-
-        known_datasets = load_datasets([str(p) for p in datasets_files])
-    except Exception as exc:  # noqa: BLE001
-        click.echo(f"note: dataset registry unavailable ({exc}); reasons will be generic", err=True)
-    if not root.is_dir():
-        click.echo(f"note: store {root} does not exist; showing published values only", err=True)
-    res = paper.build_from_store(pub, name, root, row_methods=row_methods, substitutes=_pairs(substitute, "--substitute"),
-                                 known_methods=known_methods, known_datasets=known_datasets)
-    if fmt == "all":
-        out_dir = output or Path(".")
-        for p in paper.write_all(res, out_dir):
-            click.echo(f"wrote {p}")
-    elif output:
-        from ..files import atomic_write_text
-
-        atomic_write_text(output, paper.render(res, fmt))
-        click.echo(f"wrote {output}")
-    else:
-        click.echo(paper.render(res, fmt), nl=False)
+    res = paper.table_from_store(name, options["store"], published=options["published"], row_methods=row_methods,
+                                 substitutes=_pairs(options["substitute"], "--substitute"),
+                                 method_cards=options["method_cards"], datasets_files=options["datasets_files"],
+                                 log=lambda msg: click.echo(msg, err=True))
+    out = merge_alias(options["out"], options["output"], "--out", "--output")
+    if options["fmt"] != "all" and out is None:
+        click.echo(paper.render(res, options["fmt"]), nl=False)
+    for path in paper.write_tables(res, options["fmt"], out) if options["fmt"] == "all" or out else ():
+        click.echo(f"wrote {path}")
     measured = sum(r.measured_any for r in res.rows)
-    click.echo(f"{name}: {measured}/{len(res.rows)} row(s) with measurements from {root}", err=True)
+    click.echo(f"{name}: {measured}/{len(res.rows)} row(s) with measurements from {res.store}", err=True)
 
 
 @paper_command.command("table2")
 @_common
-def table2(store: Path | None, published: Path | None, substitute: tuple[str, ...], output: Path | None, fmt: str,
-           extra_cards: tuple[Path, ...], datasets_files: tuple[Path, ...]) -> None:
+def table2(**options: Any) -> None:
     """Table 2: methods trained on one domain, tested on NTIRE_syn and AIM_syn.
 
     \b
     rsr-bench run --methods bicubic.x4,impressionism.df2k --datasets NTIRE_syn,AIM_syn --metrics psnr,ssim,lpips
-    rsr-bench paper table2 --format all -o reports/paper/
+    rsr-bench paper table2 --format all --out reports/paper/
     """
-    _emit("table2", store, published, substitute, output, fmt, {}, extra_cards, datasets_files)
+    _emit("table2", {}, options)
 
 
 @paper_command.command("table1")
@@ -101,18 +86,14 @@ def table2(store: Path | None, published: Path | None, substitute: tuple[str, ..
               help="The method (a training run registered by a card) measuring an ablation row, e.g. eps10-it2-n1.5-l1p=rsr.eps10.")
 @click.option("--runs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="YAML mapping ROW_ID: METHOD for all your ablation runs.")
-def table1(store: Path | None, published: Path | None, substitute: tuple[str, ...], output: Path | None, fmt: str,
-           extra_cards: tuple[Path, ...], datasets_files: tuple[Path, ...], rows: tuple[str, ...], runs: Path | None) -> None:
+def table1(rows: tuple[str, ...], runs: Path | None, **options: Any) -> None:
     """Table 1: the RSR training ablation (eps, PGD iterations, noise structure, attack loss).
 
     Row ids are listed in reports/paper/published.yaml (e.g. eps14-it2-n1.5-l1p is the released
     RSR configuration, measured by rsr.official by default).
     """
-    mapping: dict[str, str] = {}
-    if runs:
-        data = yaml.safe_load(runs.read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"--runs {runs}: expected a mapping ROW_ID: METHOD")
-        mapping.update({str(k): str(v) for k, v in data.items()})
+    from ..files import read_yaml_mapping
+
+    mapping = {str(k): str(v) for k, v in (read_yaml_mapping(runs, what="--runs") if runs else {}).items()}
     mapping.update(_pairs(rows, "--row"))
-    _emit("table1", store, published, substitute, output, fmt, mapping, extra_cards, datasets_files)
+    _emit("table1", mapping, options)

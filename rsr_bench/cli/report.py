@@ -1,9 +1,9 @@
 """`rsr-bench report`: print the cross-dataset table and write the HTML/CSV/Markdown/LaTeX report.
 
-Option naming: on ``run`` (and ``check``) ``--out`` is the results store. Here the store is
-``--store`` (alias ``--run``, as in "the report of this run"; default ``RSR_BENCH_HOME`` or
-./rsr-bench-results) and ``--out`` is the *report* folder, as in ``--out reports/NAME``.
-Passing a store as ``--out`` is detected and answered with a clear error, never written into.
+Option naming (as on every command): ``--store`` is the results store (alias ``--run``, as in
+"the report of this run"; default ``RSR_BENCH_HOME`` or ./rsr-bench-results) and ``--out`` is
+what the command writes, the *report* folder (default reports/<store name>). Passing a store as
+``--out`` is detected and answered with a clear error, never written into.
 """
 
 from __future__ import annotations
@@ -11,10 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
-
-def _looks_like_store(path: Path) -> bool:
-    return (path / "cells").is_dir() or (path / "skipped.json").is_file()
 
 
 @click.command("report")
@@ -48,12 +44,13 @@ def report_command(store, out, formats, csv_path, methods, datasets, metrics, im
     from ..report.grids import parse_crop
     from ..report.model import load_report_data
     from ..report.terminal import format_table
+    from ..store import is_store
 
     root = store_root(store)
-    if not _looks_like_store(root):
+    if not is_store(root):
         raise ConfigError(f"{root} is not a results store (no cells/ or skipped.json); pass --store DIR "
                           "(on `report`, --out is the report folder)")
-    if out is not None and _looks_like_store(Path(out)):
+    if out is not None and is_store(out):
         raise ConfigError(f"--out {out} is a results store; on `report` the store is --store and --out is "
                           "the report folder (e.g. --out reports/NAME)")
     data = load_report_data(root, methods=methods, datasets=datasets, metrics=metrics, highlight=highlight)
@@ -63,9 +60,8 @@ def report_command(store, out, formats, csv_path, methods, datasets, metrics, im
         click.echo(f"long CSV: {write_long_csv(data, csv_path)}")
     if no_write:
         return
-    out_dir = Path(out) if out else Path("reports") / root.resolve().name
     path = build_report(
-        root, out_dir, formats=formats, methods=methods, datasets=datasets, metrics=metrics,
+        root, Path(out) if out else Path("reports") / root.resolve().name, formats=formats,
         grid_images=[s.strip() for s in images.split(",") if s.strip()] if images else None,
         grids_per_dataset=grids_per_dataset, crop=parse_crop(crop) if crop else None,
         highlight=highlight, title=title, plots=not no_plots, data=data,

@@ -6,6 +6,6 @@ Entry point: :func:`build_report` (``rsr-bench report``). It reads only the resu
 
 from __future__ import annotations
 
-from .build import FORMATS, build_report
+from .build import FORMATS, ReportOptions, build_report
 
-__all__ = ["FORMATS", "build_report"]
+__all__ = ["FORMATS", "ReportOptions", "build_report"]

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..files import atomic_write_text
 from ..errors import ConfigError
+from ..store import is_store
 from .exports import write_exports
 from .model import ReportData, load_report_data
 from .tables import build_table
@@ -45,39 +48,44 @@ def _prepare_out(out_dir: Path) -> None:
     (out_dir / MARKER).write_text("written by rsr-bench report; this folder is rebuilt on each report\n")
 
 
-def build_report(
-    store_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    formats: str | Iterable[str] = FORMATS,
-    methods: str | Iterable[str] | None = None,
-    datasets: str | Iterable[str] | None = None,
-    metrics: str | Iterable[str] | None = None,
-    grid_images: Sequence[str] | None = None,
-    grids_per_dataset: int = 1,
-    crop: tuple[int, int, int, int] | None = None,
-    highlight: str | None = "rsr",
-    title: str | None = None,
-    plots: bool = True,
-    data: ReportData | None = None,
-) -> Path:
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a report shows. ``methods``/``datasets``/``metrics``: names or globs (None: all in the
+    store). ``grid_images``: ``DATASET/IMAGE`` or ``IMAGE`` entries; default: per dataset the
+    ``grids_per_dataset`` images where the methods disagree most (0 disables grids). ``crop``:
+    ``(x, y, w, h)`` in SR pixels for every grid; default: automatic per grid."""
+
+    formats: str | Iterable[str] = FORMATS
+    methods: str | Iterable[str] | None = None
+    datasets: str | Iterable[str] | None = None
+    metrics: str | Iterable[str] | None = None
+    grid_images: Sequence[str] | None = None
+    grids_per_dataset: int = 1
+    crop: tuple[int, int, int, int] | None = None
+    highlight: str | None = "rsr"
+    title: str | None = None
+    plots: bool = True
+
+
+def build_report(store_root: str | os.PathLike, out_dir: str | os.PathLike, options: ReportOptions | None = None, /, *,
+                 data: ReportData | None = None, **fields: Any) -> Path:
     """Render the report of ``store_root`` into ``out_dir``; returns index.html (or out_dir).
 
-    ``grid_images``: ``DATASET/IMAGE`` or ``IMAGE`` entries; default: per dataset the
-    ``grids_per_dataset`` images where the methods disagree most (0 disables grids).
-    ``crop``: ``(x, y, w, h)`` in SR pixels for every grid; default: automatic per grid.
-    ``data``: already loaded :class:`ReportData` (the CLI prints the table from it first), so
-    the store is read once; the filters are then ignored.
+    Give a :class:`ReportOptions` or its fields as keywords (``formats="html"``, ``plots=False``).
+    ``data``: already loaded :class:`ReportData` (the CLI prints the table from it first), so the
+    store is read once; the method/dataset/metric filters are then ignored.
     """
+    opts = replace(options, **fields) if options is not None else ReportOptions(**fields)
     store_root = Path(store_root)
-    if not (store_root / "cells").is_dir() and not (store_root / "skipped.json").is_file():
+    if not is_store(store_root):
         raise ConfigError(f"{store_root} is not a results store (no cells/ folder); run `rsr-bench run` "
                           "first or pass --store")
-    fmts = parse_formats(formats)
+    fmts = parse_formats(opts.formats)
     out = Path(out_dir)
     _prepare_out(out)
     if data is None:
-        data = load_report_data(store_root, methods=methods, datasets=datasets, metrics=metrics, highlight=highlight)
+        data = load_report_data(store_root, methods=opts.methods, datasets=opts.datasets, metrics=opts.metrics,
+                                highlight=opts.highlight)
     table = build_table(data)
     written = write_exports(data, table, out, fmts)
     if "html" not in fmts:
@@ -87,12 +95,12 @@ def build_report(
     from .html import render_html
     from .plots import build_plots
 
-    plot_list = build_plots(data, out, ASSETS) if plots else []
-    grids = build_grids(data, out, ASSETS, requested=grid_images, per_dataset=grids_per_dataset, crop=crop) \
-        if (grid_images or grids_per_dataset > 0) else []
+    plot_list = build_plots(data, out, ASSETS) if opts.plots else []
+    grids = build_grids(data, out, ASSETS, requested=opts.grid_images, per_dataset=opts.grids_per_dataset,
+                        crop=opts.crop) if (opts.grid_images or opts.grids_per_dataset > 0) else []
     downloads = [(label, p.name) for label, p in written.items()]
     html = render_html(data, table, plots=plot_list, grids=grids, downloads=downloads,
-                       title=title or f"rsr-bench report: {store_root.resolve().name}")
+                       title=opts.title or f"rsr-bench report: {store_root.resolve().name}")
     index = out / "index.html"
     atomic_write_text(index, html)
     return index

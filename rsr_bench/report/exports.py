@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .model import ReportData
@@ -51,79 +52,85 @@ def wide_csv(table: GenTable) -> str:
     return buf.getvalue()
 
 
-def _md_escape(s: str) -> str:
+def md_escape(s: str) -> str:
     """Backslash-escape what Markdown would interpret (table pipes, emphasis, inline HTML)."""
     for ch in "\\|*_<>`[]":
         s = s.replace(ch, "\\" + ch)
     return s
 
 
+def md_table(header: Sequence[str], rows: Iterable[Sequence[str]], *, left: int) -> list[str]:
+    """GitHub-flavoured Markdown table lines from cells already escaped (and marked up); the first
+    ``left`` columns are left-aligned, the value columns right-aligned."""
+    align = "|" + "---|" * left + "---:|" * (len(header) - left)
+    return ["| " + " | ".join(header) + " |", align, *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def markdown(table: GenTable) -> str:
     """GitHub-flavoured Markdown: **best**, _second_, † in-domain, — missing."""
-    head1 = ["Method", "Trained on"]
-    for c in table.columns:
-        head1.append(f"{metric_label(c.metric.name)}{c.metric.arrow} "
-                     + ("avg" if c.dataset == AVERAGE else _md_escape(c.dataset)))
-    lines = ["| " + " | ".join(head1) + " |", "|" + "---|" * 2 + "---:|" * len(table.columns)]
+    head = ["Method", "Trained on"] + [f"{metric_label(c.metric.name)}{c.metric.arrow} "
+                                       + ("avg" if c.dataset == AVERAGE else md_escape(c.dataset)) for c in table.columns]
+    rows = []
     for r in table.rows:
-        trained = _md_escape(r.trained_label) + (f" ({_md_escape(r.method.tag)})" if r.show_tag else "")
-        cells = [_md_escape(r.family_label) if r.family_first else "", trained]
+        trained = md_escape(r.trained_label) + (f" ({md_escape(r.method.tag)})" if r.show_tag else "")
+        cells = [md_escape(r.family_label) if r.family_first else "", trained]
         for c in r.cells:
             t = c.text + (IN_DOMAIN_MARK if c.in_domain and c.value is not None else "")
             cells.append(f"**{t}**" if c.rank == 1 else f"_{t}_" if c.rank == 2 else t)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(f"**Bold**: best, _italic_: second best per column; {IN_DOMAIN_MARK}: in-domain "
-                 "(tested on its training set); —: no value (see the HTML report for the reason).")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return "\n".join([*md_table(head, rows, left=2), "",
+                      f"**Bold**: best, _italic_: second best per column; {IN_DOMAIN_MARK}: in-domain "
+                      "(tested on its training set); —: no value (see the HTML report for the reason)."]) + "\n"
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "---",
-        "†": r"$^\dagger$", "<": r"\textless{}", ">": r"\textgreater{}"}
+        "†": r"$^\dagger$", "<": r"\textless{}", ">": r"\textgreater{}", "Δ": r"$\Delta$",
+        "↑": r"$\uparrow$", "↓": r"$\downarrow$"}
 
 
 def tex_escape(s: str) -> str:
+    """Text as LaTeX source: special characters escaped, the report's symbols (— † Δ ↑ ↓) as commands."""
     return "".join(_TEX.get(ch, ch) for ch in s)
+
+
+def tex_tabular(lead: int, groups: Sequence[tuple[str, int]], sub: Sequence[str],
+                body: Iterable[Sequence[str] | str]) -> list[str]:
+    """A booktabs tabular: ``lead`` left columns, then one header cell per (label, width) group
+    spanning its right-aligned columns (with a ``\\cmidrule`` under it), the ``sub`` header row,
+    and the body (a string item, e.g. ``\\midrule``, goes in as it is). Cells are LaTeX already."""
+    head, rules, col = [""] * lead, [], lead + 1
+    for label, width in groups:
+        head.append(f"\\multicolumn{{{width}}}{{c}}{{{label}}}")
+        rules.append(f"\\cmidrule(lr){{{col}-{col + width - 1}}}")
+        col += width
+    lines = ["\\begin{tabular}{" + "l" * lead + "r" * (col - lead - 1) + "}", "\\toprule",
+             " & ".join(head) + " \\\\", " ".join(rules), " & ".join(sub) + " \\\\", "\\midrule"]
+    lines += [row if isinstance(row, str) else " & ".join(row) + " \\\\" for row in body]
+    return lines + ["\\bottomrule", "\\end{tabular}"]
 
 
 def latex(table: GenTable) -> str:
     """A booktabs table, metric groups with ``\\cmidrule``; needs booktabs and xcolor."""
-    groups = table.metric_groups
-    n = len(table.columns)
-    out = [
-        "% Requires \\usepackage{booktabs,xcolor}. Best / second best as in the RSR paper:",
-        "\\providecommand{\\best}[1]{\\textcolor{red}{#1}}",
-        "\\providecommand{\\second}[1]{\\textcolor{blue}{#1}}",
-        "\\begin{tabular}{ll" + "r" * n + "}",
-        "\\toprule",
-    ]
-    head = [" ", " "]
-    rules = []
-    col = 3
-    for metric, cols in groups:
-        arrow = "$\\uparrow$" if metric.higher_is_better else "$\\downarrow$"
-        label = tex_escape(metric_label(metric.name)) + arrow
-        head.append(f"\\multicolumn{{{len(cols)}}}{{c}}{{{label}}}")
-        rules.append(f"\\cmidrule(lr){{{col}-{col + len(cols) - 1}}}")
-        col += len(cols)
-    out.append(" & ".join(head) + " \\\\")
-    out.append(" ".join(rules))
+    groups = [(tex_escape(metric_label(metric.name) + metric.arrow), len(cols)) for metric, cols in table.metric_groups]
     sub = ["Method", "Trained on"] + [("avg" if c.dataset == AVERAGE else tex_escape(c.dataset)) for c in table.columns]
-    out.append(" & ".join(sub) + " \\\\")
-    out.append("\\midrule")
+    body: list[list[str] | str] = []
     for i, r in enumerate(table.rows):
         if r.family_first and i:
-            out.append("\\midrule")
+            body.append("\\midrule")
         trained = tex_escape(r.trained_label) + (f" ({tex_escape(r.method.tag)})" if r.show_tag else "")
         cells = [tex_escape(r.family_label) if r.family_first else "", trained]
         for c in r.cells:
             t = tex_escape(c.text) + ("$^\\dagger$" if c.in_domain and c.value is not None else "")
             cells.append(f"\\best{{{t}}}" if c.rank == 1 else f"\\second{{{t}}}" if c.rank == 2 else t)
-        out.append(" & ".join(cells) + " \\\\")
-    out += ["\\bottomrule", "\\end{tabular}",
-            "% $^\\dagger$ in-domain (tested on its training set); --- no value."]
-    return "\n".join(out) + "\n"
+        body.append(cells)
+    return "\n".join([
+        "% Requires \\usepackage{booktabs,xcolor}. Best / second best as in the RSR paper:",
+        "\\providecommand{\\best}[1]{\\textcolor{red}{#1}}",
+        "\\providecommand{\\second}[1]{\\textcolor{blue}{#1}}",
+        *tex_tabular(2, groups, sub, body),
+        "% $^\\dagger$ in-domain (tested on its training set); --- no value.",
+    ]) + "\n"
 
 
 def write_exports(data: ReportData, table: GenTable, out_dir: Path, formats: set[str]) -> dict[str, Path]:

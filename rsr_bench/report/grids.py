@@ -173,13 +173,11 @@ def _record(data: ReportData, method: str, dataset: str, image: str) -> dict:
         return {}
 
 
-def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Path, assets: str,
-               crop: tuple[int, int, int, int] | None = None) -> Grid:
-    """Write the crops and overview of one grid under ``out_dir/assets`` and describe them."""
+def _sources(data: ReportData, methods: Sequence[str], dataset: str, image: str
+             ) -> tuple[dict[str, np.ndarray | None], np.ndarray | None, np.ndarray | None]:
+    """Every method's SR output (None where missing), and the LR input and GT its records name."""
     from .. import store
-    from .tables import table_methods
 
-    methods = [m for m in table_methods(data) if (m, dataset) in data.manifests or (m, dataset) in data.skipped]
     srs: dict[str, np.ndarray | None] = {}
     lr_path = hr_path = None
     for m in methods:
@@ -190,31 +188,61 @@ def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Pa
         rec = _record(data, m, dataset, image)
         lr_path = lr_path or rec.get("lr_path")
         hr_path = hr_path or rec.get("hr_path")
+    return srs, _load_rgb(Path(lr_path)) if lr_path else None, _load_rgb(Path(hr_path)) if hr_path else None
+
+
+def _method_panel(data: ReportData, method: str, dataset: str, image: str, crop: str | None, has_output: bool) -> Panel:
+    """One method's panel: its crop and per-image metrics, or why there is none."""
+    info = data.methods[method]
+    label, kind = family_label(info.family), data.frame_kind(method, dataset)
+    sub = f"trained on {', '.join(info.trained_on)}" if info.trained_on else f"no training ({info.tag})"
+    if (method, dataset) in data.skipped:
+        return Panel(label, sub, kind, note=f"not run: {data.skipped[(method, dataset)]}")
+    note = None
+    if not has_output:
+        errs = data.errors()
+        msgs = errs[(errs["method"] == method) & (errs["dataset"] == dataset) & (errs["image"] == image)]["message"]
+        note = "no output: " + ("; ".join(map(str, msgs)) if len(msgs) else "SR image missing")
+    return Panel(label, sub, kind, crop, _image_metrics(data, method, dataset, image), note)
+
+
+def _overview(base: np.ndarray, box: tuple[int, int, int, int], path: Path) -> None:
+    """A small copy of the whole image with the crop's rectangle drawn on it."""
+    x, y, bw, bh = box
+    im = Image.fromarray(base)
+    ratio = min(1.0, OVERVIEW_MAX / max(im.size))
+    im = im.resize((max(1, round(im.width * ratio)), max(1, round(im.height * ratio))), Image.LANCZOS)
+    draw = ImageDraw.Draw(im)
+    r = [x * ratio, y * ratio, (x + bw) * ratio - 1, (y + bh) * ratio - 1]
+    draw.rectangle(r, outline=(255, 220, 0), width=max(1, round(2 * max(1.0, ratio))))
+    im.save(path, quality=85)
+
+
+def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Path, assets: str,
+               crop: tuple[int, int, int, int] | None = None) -> Grid:
+    """Write the crops and overview of one grid under ``out_dir/assets`` and describe them."""
+    from .tables import table_methods
+
+    methods = [m for m in table_methods(data) if (m, dataset) in data.manifests or (m, dataset) in data.skipped]
+    srs, lr, hr = _sources(data, methods, dataset, image)
     present = [a for a in srs.values() if a is not None]
-    hr = _load_rgb(Path(hr_path)) if hr_path else None
-    lr = _load_rgb(Path(lr_path)) if lr_path else None
     if present:
         h, w = present[0].shape[:2]
     elif hr is not None:
         h, w = hr.shape[:2]
     else:
         h, w = (lr.shape[0] * 4, lr.shape[1] * 4) if lr is not None else (64, 64)
-    up = None
-    if lr is not None:
-        up = np.asarray(Image.fromarray(lr).resize((w, h), Image.BICUBIC))
+    up = None if lr is None else np.asarray(Image.fromarray(lr).resize((w, h), Image.BICUBIC))
     box = _clip_box(crop, w, h) if crop else auto_crop(present, (w, h))
     if not crop:
         why += "; crop where the outputs differ most"
     x, y, bw, bh = box
-
     gdir = out_dir / assets / "grids"
     gdir.mkdir(parents=True, exist_ok=True)
     stem = slug(dataset, image)
 
     def save_crop(arr: np.ndarray | None, key: str) -> str | None:
-        if arr is None:
-            return None
-        if arr.shape[0] < y + bh or arr.shape[1] < x + bw:
+        if arr is None or arr.shape[0] < y + bh or arr.shape[1] < x + bw:
             return None
         name = f"{stem}_{slug(key)}.png"
         Image.fromarray(np.ascontiguousarray(arr[y:y + bh, x:x + bw])).save(gdir / name, compress_level=3)
@@ -222,38 +250,14 @@ def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Pa
 
     panels = [Panel("Input", f"bicubic ×{max(1, round(w / lr.shape[1])) if lr is not None else '?'}", "input",
                     save_crop(up, "input"), note=None if up is not None else "input image not found")]
-    for m in methods:
-        info = data.methods[m]
-        trained = ", ".join(info.trained_on) or "—"
-        label = family_label(info.family)
-        sub = f"trained on {trained}" if info.trained_on else f"no training ({info.tag})"
-        if (m, dataset) in data.skipped:
-            panels.append(Panel(label, sub, data.frame_kind(m, dataset),
-                                note=f"not run: {data.skipped[(m, dataset)]}"))
-            continue
-        arr = srs.get(m)
-        note = None
-        if arr is None:
-            errs = data.errors()
-            msgs = errs[(errs["method"] == m) & (errs["dataset"] == dataset) & (errs["image"] == image)]["message"]
-            note = "no output: " + ("; ".join(map(str, msgs)) if len(msgs) else "SR image missing")
-        panels.append(Panel(label, sub, data.frame_kind(m, dataset), save_crop(arr, m),
-                            _image_metrics(data, m, dataset, image), note))
+    panels += [_method_panel(data, m, dataset, image, None if (m, dataset) in data.skipped else save_crop(srs.get(m), m),
+                             srs.get(m) is not None) for m in methods]
     if hr is not None:
         panels.append(Panel("GT", "ground truth", "gt", save_crop(hr, "gt")))
-
     overview = None
-    base = hr if hr is not None else up
-    if base is not None:
-        im = Image.fromarray(base)
-        ratio = min(1.0, OVERVIEW_MAX / max(im.size))
-        im = im.resize((max(1, round(im.width * ratio)), max(1, round(im.height * ratio))), Image.LANCZOS)
-        draw = ImageDraw.Draw(im)
-        r = [x * ratio, y * ratio, (x + bw) * ratio - 1, (y + bh) * ratio - 1]
-        draw.rectangle(r, outline=(255, 220, 0), width=max(1, round(2 * max(1.0, ratio))))
-        name = f"{stem}_overview.jpg"
-        im.save(gdir / name, quality=85)
-        overview = f"{assets}/grids/{name}"
+    if hr is not None or up is not None:
+        overview = f"{assets}/grids/{stem}_overview.jpg"
+        _overview(hr if hr is not None else up, box, out_dir / overview)
     return Grid(dataset, image, box, why, overview, (w, h), panels)
 
 

@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ..errors import ConfigError
-from ..files import project_root
+from ..files import atomic_write_text, project_root, read_yaml_mapping, store_root
+from .exports import md_escape, md_table, tex_escape, tex_tabular
 
 AVG = "avg"
-TABLES = ("table1", "table2")
-
-
-# --------------------------------------------------------------------------- published data
 
 
 @dataclass(frozen=True)
@@ -62,44 +58,36 @@ class Published:
     path: Path | None = None
 
     def citation(self) -> str:
-        return " ".join(str(self.source.get("citation", "")).split())
+        return _squash(self.source.get("citation"))
 
 
-def default_published_path() -> Path:
-    return project_root() / "reports" / "paper" / "published.yaml"
+def _squash(text: Any) -> str:
+    """YAML folded text as one line."""
+    return " ".join(str(text or "").split())
+
+
+def _paper_row(r: Mapping[str, Any], columns: Sequence[str]) -> PaperRow:
+    rid = str(r["id"])
+    return PaperRow(id=rid, label=str(r.get("label", rid)), columns={c: str(r.get(c, "")) for c in columns if c != "method"},
+                    method=r.get("method"), unmeasurable=_squash(r.get("unmeasurable")) or None, note=_squash(r.get("note")),
+                    values={m: {k: float(v) for k, v in vals.items()} for m, vals in r["values"].items()})
 
 
 def load_published(path: str | Path | None = None) -> Published:
-    path = Path(path) if path else default_published_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"published values {path} not found") from None
-    if not isinstance(data, dict) or "source" not in data:
+    """The paper's values (default ``reports/paper/published.yaml``)."""
+    path = Path(path) if path else project_root() / "reports" / "paper" / "published.yaml"
+    data = read_yaml_mapping(path, what="published values")
+    if "source" not in data:
         raise ConfigError(f"{path}: expected a mapping with source, metrics, datasets, table1, table2")
     datasets = [str(d) for d in data["datasets"]]
     tables = {}
-    for name in TABLES:
-        t = data.get(name)
-        if not t:
-            continue
-        cols = [str(c) for c in t.get("columns", [])]
-        rows = []
-        for r in t["rows"]:
-            rid = str(r["id"])
-            label_cols = {c: str(r.get(c, "")) for c in cols if c != "method"}
-            rows.append(PaperRow(
-                id=rid, label=str(r.get("label", rid)), columns=label_cols,
-                method=r.get("method"), unmeasurable=(" ".join(str(r["unmeasurable"]).split()) if r.get("unmeasurable") else None),
-                note=" ".join(str(r.get("note", "")).split()),
-                values={m: {k: float(v) for k, v in vals.items()} for m, vals in r["values"].items()},
-            ))
-        tables[name] = PaperTable(name, " ".join(str(t.get("caption", "")).split()), cols, rows)
+    for name in ("table1", "table2"):
+        if data.get(name):
+            t = data[name]
+            cols = [str(c) for c in t.get("columns", [])]
+            tables[name] = PaperTable(name, _squash(t.get("caption")), cols, [_paper_row(r, cols) for r in t["rows"]])
     return Published(dict(data["source"]), dict(data["metrics"]), datasets,
                      {**{d: d for d in datasets}, **(data.get("dataset_labels") or {})}, tables, path)
-
-
-# --------------------------------------------------------------------------- measured side
 
 
 @dataclass
@@ -172,58 +160,85 @@ def _row_name(table: PaperTable, row: PaperRow) -> str:
 DATASET_MISSING = "dataset missing: "  # the runner's prefix for cells skipped because the data is absent
 
 
-def _method_reason(method: str, skipped: Mapping[tuple[str, str], str], known_methods: Mapping[str, Any] | None) -> str | None:
-    """Why ``method`` cannot be measured at all here (weights), or None."""
-    for (m, _d), why in skipped.items():
-        if m == method and not why.startswith(DATASET_MISSING):
-            return f"weights not available: {why}"
-    if known_methods is None:
-        return None
-    if method not in known_methods:
-        return f"method {method} is not registered here (no method card: its weights are not obtainable in this installation)"
-    try:
-        from ..methods.cards import method_availability
+@dataclass(frozen=True)
+class Availability:
+    """What explains an empty cell: the store's skip reasons and, where they could be read, the
+    method and dataset registries (None: unknown, and the reasons stay generic)."""
 
-        why = method_availability(known_methods[method])
-    except Exception:  # noqa: BLE001 - availability is advisory here
-        return None
-    return f"weights not available: {why}" if why else None
+    store: str = ""
+    skipped: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    methods: Mapping[str, Any] | None = None
+    datasets: Mapping[str, Any] | None = None
 
+    def method_reason(self, method: str) -> str | None:
+        """Why ``method`` cannot be measured at all here (weights), or None."""
+        for (m, _d), why in self.skipped.items():
+            if m == method and not why.startswith(DATASET_MISSING):
+                return f"weights not available: {why}"
+        if self.methods is None:
+            return None
+        if method not in self.methods:
+            return f"method {method} is not registered here (no method card: its weights are not obtainable in this installation)"
+        try:
+            from ..methods.cards import method_availability
 
-def _dataset_reason(method: str, dataset: str, store: str, skipped: Mapping[tuple[str, str], str],
-                    known_datasets: Mapping[str, Any] | None) -> str:
-    """Why a (method, dataset) cell has no results when the method itself is runnable."""
-    why = skipped.get((method, dataset))
-    if why:
-        return f"not on disk: {why[len(DATASET_MISSING):]}" if why.startswith(DATASET_MISSING) else f"skipped: {why}"
-    if known_datasets is not None:
-        spec = known_datasets.get(dataset)
-        if spec is None:
+            why = method_availability(self.methods[method])
+        except Exception:  # noqa: BLE001 - availability is advisory here
+            return None
+        return f"weights not available: {why}" if why else None
+
+    def dataset_reason(self, method: str, dataset: str) -> str:
+        """Why a (method, dataset) cell has no results when the method itself is runnable."""
+        why = self.skipped.get((method, dataset))
+        if why:
+            return f"not on disk: {why[len(DATASET_MISSING):]}" if why.startswith(DATASET_MISSING) else f"skipped: {why}"
+        spec = None if self.datasets is None else self.datasets.get(dataset)
+        if self.datasets is not None and spec is None:
             return "not registered (add it to datasets.yaml or pass --datasets-file)"
-        missing = spec.missing_reason()
+        missing = spec.missing_reason() if spec is not None else None
         if missing:
             return f"not on disk: {missing}"
-    return f"not in store {store} (run: rsr-bench run --methods {method} --datasets {dataset} --out {store})"
+        return f"not in store {self.store} (run: rsr-bench run --methods {method} --datasets {dataset} --store {self.store})"
 
 
-def build_table(published: Published, name: str, summary: pd.DataFrame, *, store: str = "",
-                skipped: Mapping[tuple[str, str], str] | None = None,
-                row_methods: Mapping[str, str | None] | None = None,
-                substitutes: Mapping[str, str] | None = None,
-                known_methods: Mapping[str, Any] | None = None,
-                known_datasets: Mapping[str, Any] | None = None) -> TableResult:
+def _published_cells(published: Published, row: PaperRow) -> dict[str, dict[str, Cell]]:
+    return {m: {c: Cell(row.values.get(m, {}).get(c)) for c in [*published.datasets, AVG]} for m in published.metrics}
+
+
+def _measured_cells(published: Published, row: PaperRow, method: str, lookup: Mapping[tuple[str, str, str], tuple],
+                    substitutes: Mapping[str, str]) -> tuple[dict[str, dict[str, Cell]], list[str]]:
+    """The row's cells with the store's means filled in (avg only where every dataset has one),
+    and the paper datasets with no measurement at all."""
+    cells = _published_cells(published, row)
+    missing = []
+    for d in published.datasets:
+        hits = {m: lookup.get((method, substitutes.get(d, d), m)) for m in published.metrics}
+        hits = {m: hit for m, hit in hits.items() if hit is not None and not math.isnan(hit[0])}
+        for m, hit in hits.items():
+            cells[m][d].measured, cells[m][d].n = hit
+        if not hits:
+            missing.append(d)
+    for m in published.metrics:
+        parts = [cells[m][d].measured for d in published.datasets]
+        if all(p is not None for p in parts):
+            cells[m][AVG].measured = sum(parts) / len(parts)  # type: ignore[arg-type]
+    return cells, missing
+
+
+def build_table(published: Published, name: str, summary: pd.DataFrame, *,
+                row_methods: Mapping[str, str | None] | None = None, substitutes: Mapping[str, str] | None = None,
+                why: Availability = Availability()) -> TableResult:
     """Match every paper row with the store's means ``[method, dataset, metric, mean, n]``.
 
     ``row_methods`` overrides/sets the method of a row by id (Table 1's training runs).
     ``substitutes`` measures a paper dataset on another one (e.g. ``NTIRE_syn -> demo_noise``);
-    the rendering says so, since such numbers are not comparable with the paper's.
+    the rendering says so, since such numbers are not comparable with the paper's. ``why``
+    explains the cells that stay empty.
     """
     if name not in published.tables:
         raise ConfigError(f"{published.path} has no {name}; known: {', '.join(published.tables)}")
     table = published.tables[name]
-    skipped = skipped or {}
-    substitutes = dict(substitutes or {})
-    row_methods = dict(row_methods or {})
+    substitutes, row_methods = dict(substitutes or {}), dict(row_methods or {})
     unknown_rows = set(row_methods) - {r.id for r in table.rows}
     if unknown_rows:
         raise ConfigError(f"unknown {name} row id(s) {sorted(unknown_rows)}; known: {', '.join(r.id for r in table.rows)}")
@@ -231,49 +246,50 @@ def build_table(published: Published, name: str, summary: pd.DataFrame, *, store
     results = []
     for row in table.rows:
         method = row_methods.get(row.id, row.method)
-        cells = {m: {c: Cell(row.values.get(m, {}).get(c)) for c in [*published.datasets, AVG]} for m in published.metrics}
-        reasons: dict[str, str] = {}
         if not method:
-            reasons["*"] = row.unmeasurable or (
+            results.append(RowResult(row, method, _published_cells(published, row), {"*": row.unmeasurable or (
                 "no training run given for this setting (train it, register the checkpoint as a method, then pass "
-                f"--row {row.id}=METHOD)" if name == "table1" else "no method mapped to this row")
-        else:
-            missing: list[str] = []
-            for d in published.datasets:
-                used = substitutes.get(d, d)
-                got_any = False
-                for m in published.metrics:
-                    hit = lookup.get((method, used, m))
-                    if hit is not None and not math.isnan(hit[0]):
-                        cells[m][d].measured, cells[m][d].n = hit
-                        got_any = True
-                if not got_any:
-                    missing.append(d)
-            for m in published.metrics:
-                parts = [cells[m][d].measured for d in published.datasets]
-                if all(p is not None for p in parts):
-                    cells[m][AVG].measured = sum(parts) / len(parts)  # type: ignore[arg-type]
-            # Weights first: a method that cannot run here explains the whole row, whatever the data.
-            why_method = _method_reason(method, skipped, known_methods) if len(missing) == len(published.datasets) else None
-            if why_method:
-                reasons["*"] = why_method
-            for d in missing:
-                used = substitutes.get(d, d)
-                reasons[d] = _dataset_reason(method, used, store, skipped, known_datasets)
+                f"--row {row.id}=METHOD)" if name == "table1" else "no method mapped to this row")}))
+            continue
+        cells, missing = _measured_cells(published, row, method, lookup, substitutes)
+        # Weights first: a method that cannot run here explains the whole row, whatever the data.
+        why_method = why.method_reason(method) if len(missing) == len(published.datasets) else None
+        reasons = {"*": why_method} if why_method else {}
+        reasons.update({d: why.dataset_reason(method, substitutes.get(d, d)) for d in missing})
         results.append(RowResult(row, method, cells, reasons))
-    return TableResult(published, table, results, substitutes, store)
+    return TableResult(published, table, results, substitutes, why.store)
 
 
-def build_from_store(published: Published, name: str, store: str | Path, **kwargs: Any) -> TableResult:
-    """Read a results store (means over all its images) and build the table."""
+def _registry(load: Callable[[], Mapping[str, Any]], what: str, log: Callable[[str], None]) -> Mapping[str, Any] | None:
+    try:
+        return load()
+    except Exception as exc:  # noqa: BLE001 - the table is still useful without the registry
+        log(f"note: {what} registry unavailable ({exc}); reasons will be generic")
+        return None
+
+
+def table_from_store(name: str, store: str | Path | None = None, *, published: str | Path | None = None,
+                     row_methods: Mapping[str, str | None] | None = None, substitutes: Mapping[str, str] | None = None,
+                     method_cards: Sequence[str | Path] = (), datasets_files: Sequence[str | Path] = (),
+                     log: Callable[[str], None] = print) -> TableResult:
+    """The paper's table ``name`` with the means of the results store (all its images).
+
+    A store that does not exist gives the published values only; the method cards and datasets
+    files explain why a row or column could not be measured (``log`` hears when they cannot be read).
+    """
     from .. import store as st
-    from ..store import aggregate
+    from ..datasets import load_datasets
+    from ..methods.cards import load_method_specs
 
-    df = st.load_results(store)
-    return build_table(published, name, aggregate(df), store=str(store), skipped=st.load_skipped(store), **kwargs)
-
-
-# --------------------------------------------------------------------------- rendering
+    root = store_root(store)
+    pub = load_published(published)
+    known_methods = _registry(lambda: load_method_specs([str(p) for p in method_cards]), "method", log)
+    known_datasets = _registry(lambda: load_datasets([str(p) for p in datasets_files]), "dataset", log)
+    if not root.is_dir():
+        log(f"note: store {root} does not exist; showing published values only")
+    why = Availability(str(root), st.load_skipped(root), known_methods, known_datasets)
+    return build_table(pub, name, st.aggregate(st.load_results(root)), row_methods=row_methods, substitutes=substitutes,
+                       why=why)
 
 
 def _num(metric: str, published: Published, v: float | None, *, diff: bool = False, extra: int = 0) -> str:
@@ -283,22 +299,24 @@ def _num(metric: str, published: Published, v: float | None, *, diff: bool = Fal
     return f"{v:+.{dec}f}" if diff else f"{v:.{dec}f}"
 
 
+def _metric_head(res: TableResult, m: str) -> tuple[str, str]:
+    """A metric's label and direction arrow."""
+    meta = res.published.metrics[m]
+    return str(meta.get("label", m)), "↑" if meta.get("higher_is_better", True) else "↓"
+
+
 def _grid(res: TableResult) -> tuple[list[str], list[list[str]]]:
-    """Header and body rows (plain strings) shared by the three renderings."""
+    """Header and body rows (plain strings) shared by the three renderings; every paper row gives
+    three lines: published, measured, difference."""
     pub = res.published
     desc = [c for c in res.table.columns if c != "method"]
     head = (["Method"] if res.table.name == "table2" else []) + [c.replace("_", " ") for c in desc] + [""]
-    for m in res.metrics:
-        arrow = "↑" if pub.metrics[m].get("higher_is_better", True) else "↓"
-        for c in res.columns:
-            head.append(f"{pub.metrics[m].get('label', m)}{arrow} {_col_label(res, c)}")
+    head += ["{}{} {}".format(*_metric_head(res, m), _col_label(res, c)) for m in res.metrics for c in res.columns]
     body = []
     for r in res.rows:
         lead = ([r.row.label] if res.table.name == "table2" else []) + [r.row.columns.get(c, "") for c in desc]
-        blank = [""] * len(lead)
-        line_p = [*lead, "paper"]
-        line_m = [*blank, f"measured ({r.method})" if r.method else "measured"]
-        line_d = [*blank, "Δ"]
+        line_p, line_m = [*lead, "paper"], [*[""] * len(lead), f"measured ({r.method})" if r.method else "measured"]
+        line_d = [*[""] * len(lead), "Δ"]
         for m in res.metrics:
             for c in res.columns:
                 cell = r.cells[m][c]
@@ -309,6 +327,11 @@ def _grid(res: TableResult) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def _n_lead(res: TableResult, head: list[str]) -> int:
+    """Columns before the values: the row's descriptive columns and the paper/measured/Δ label."""
+    return len(head) - len(res.metrics) * len(res.columns)
+
+
 def _col_label(res: TableResult, c: str) -> str:
     if c == AVG:
         return "avg"
@@ -316,10 +339,13 @@ def _col_label(res: TableResult, c: str) -> str:
     return f"{label}*" if c in res.substitutes else label
 
 
+def _title(res: TableResult) -> str:
+    return res.table.name.replace("table", "Table ")
+
+
 def _footer_lines(res: TableResult) -> list[str]:
-    lines = []
-    for d, used in res.substitutes.items():
-        lines.append(f"* {d} measured on {used} instead: these numbers are NOT comparable with the paper's.")
+    lines = [f"* {d} measured on {used} instead: these numbers are NOT comparable with the paper's."
+             for d, used in res.substitutes.items()]
     lines.append("measured: means over the images in the store; avg = mean of the two datasets' means; "
                  "Δ = measured - paper.")
     notes: dict[str, list[str]] = {}  # one line per distinct note, naming every row it applies to
@@ -333,95 +359,58 @@ def _footer_lines(res: TableResult) -> list[str]:
 
 def render_markdown(res: TableResult) -> str:
     head, body = _grid(res)
-    esc = lambda s: s.replace("|", "\\|")
-    out = [f"**{res.table.name.replace('table', 'Table ')}** — {res.table.caption}", ""]
-    out.append("| " + " | ".join(map(esc, head)) + " |")
-    out.append("|" + "|".join("---" if i < len(head) - 3 * len(res.metrics) else "---:" for i in range(len(head))) + "|")
-    out += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
-    out.append("")
+    out = [f"**{_title(res)}** — {md_escape(res.table.caption)}", ""]
+    out += md_table([md_escape(h) for h in head], [[md_escape(x) for x in r] for r in body], left=_n_lead(res, head))
     missing = res.not_measured()
     if missing:
-        out.append("**Not measured:**")
-        out.append("")
-        out += [f"- {esc(m)}" for m in missing]
-        out.append("")
-    out += [f"{line}  " for line in _footer_lines(res)]
+        out += ["", "**Not measured:**", "", *(f"- {md_escape(m)}" for m in missing)]
+    out += ["", *(f"{md_escape(line)}  " for line in _footer_lines(res))]
     return "\n".join(out).rstrip() + "\n"
-
-
-def _tex(s: str) -> str:
-    rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-           "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "Δ": r"$\Delta$", "—": "--",
-           "↑": r"$\uparrow$", "↓": r"$\downarrow$"}
-    return "".join(rep.get(ch, ch) for ch in s)
 
 
 def render_latex(res: TableResult) -> str:
     """A booktabs table with a metric header row spanning its dataset columns."""
     head, body = _grid(res)
-    pub = res.published
-    n_lead = len(head) - 3 * len(res.metrics)
-    ncols = len(res.columns)
-    spec = "l" * n_lead + ("r" * ncols) * len(res.metrics)
-    lines = [
-        r"% Generated by rsr-bench paper " + res.table.name + r"; needs \usepackage{booktabs}",
-        r"\begin{table*}[t]", r"\centering", r"\small",
-        r"\begin{tabular}{" + spec + "}", r"\toprule",
-    ]
-    top = [""] * n_lead
-    rules = []
-    for i, m in enumerate(res.metrics):
-        arrow = r"$\uparrow$" if pub.metrics[m].get("higher_is_better", True) else r"$\downarrow$"
-        top.append(rf"\multicolumn{{{ncols}}}{{c}}{{{_tex(str(pub.metrics[m].get('label', m)))} {arrow}}}")
-        start = n_lead + 1 + i * ncols
-        rules.append(rf"\cmidrule(lr){{{start}-{start + ncols - 1}}}")
-    lines.append(" & ".join(top) + r" \\")
-    lines.append(" ".join(rules))
-    sub = [_tex(h) for h in head[:n_lead]] + [_tex(_col_label(res, c)) for _ in res.metrics for c in res.columns]
-    lines.append(" & ".join(sub) + r" \\")
-    lines.append(r"\midrule")
+    n_lead = _n_lead(res, head)
+    groups = [(tex_escape(" ".join(_metric_head(res, m))), len(res.columns)) for m in res.metrics]
+    sub = [tex_escape(h) for h in head[:n_lead]] + [tex_escape(_col_label(res, c)) for _ in res.metrics for c in res.columns]
+    rows: list[list[str] | str] = []
     for i, r in enumerate(body):
-        lines.append(" & ".join(_tex(x) for x in r) + r" \\")
+        rows.append([tex_escape(x) for x in r])
         if i % 3 == 2 and i != len(body) - 1:
-            lines.append(r"\addlinespace")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    caption = _tex(res.table.caption) + " Published values beside measured ones; " + _tex(
-        " ".join(_footer_lines(res)[:-1]))
+            rows.append(r"\addlinespace")
+    caption = tex_escape(f"{res.table.caption} Published values beside measured ones; {' '.join(_footer_lines(res)[:-1])}")
     missing = res.not_measured()
     if missing:
-        caption += r" Not measured: " + "; ".join(_tex(m) for m in missing) + "."
-    lines += [r"\caption{" + caption + "}", r"\end{table*}"]
+        caption += " Not measured: " + "; ".join(tex_escape(m) for m in missing) + "."
+    lines = [rf"% Generated by rsr-bench paper {res.table.name}; needs \usepackage{{booktabs}}",
+             r"\begin{table*}[t]", r"\centering", r"\small", *tex_tabular(n_lead, groups, sub, rows),
+             r"\caption{" + caption + "}", r"\end{table*}"]
     return "\n".join(lines) + "\n"
 
 
 def render_html(res: TableResult) -> str:
     """A self-contained HTML fragment (table + notes), styled minimally inline."""
     head, body = _grid(res)
-    pub = res.published
-    n_lead = len(head) - 3 * len(res.metrics)
-    e = html.escape
-    out = [f'<section class="rsr-paper-table" id="{e(res.table.name)}">',
-           f"<h2>{e(res.table.name.replace('table', 'Table '))}</h2>", f"<p>{e(res.table.caption)}</p>",
-           '<table style="border-collapse:collapse;font-variant-numeric:tabular-nums">', "<thead>", "<tr>"]
-    out.append("".join(f'<th rowspan="2">{e(h)}</th>' for h in head[:n_lead]))
-    for m in res.metrics:
-        arrow = "↑" if pub.metrics[m].get("higher_is_better", True) else "↓"
-        out.append(f'<th colspan="{len(res.columns)}">{e(str(pub.metrics[m].get("label", m)))} {arrow}</th>')
+    n_lead, e = _n_lead(res, head), html.escape
+    out = [f'<section class="rsr-paper-table" id="{e(res.table.name)}">', f"<h2>{e(_title(res))}</h2>",
+           f"<p>{e(res.table.caption)}</p>",
+           '<table style="border-collapse:collapse;font-variant-numeric:tabular-nums">', "<thead>", "<tr>",
+           "".join(f'<th rowspan="2">{e(h)}</th>' for h in head[:n_lead])]
+    out += ['<th colspan="{}">{} {}</th>'.format(len(res.columns), *map(e, _metric_head(res, m))) for m in res.metrics]
     out.append("</tr><tr>" + "".join(f"<th>{e(_col_label(res, c))}</th>" for _ in res.metrics for c in res.columns) + "</tr>")
     out += ["</thead>", "<tbody>"]
-    kinds = ("paper", "measured", "diff")
     for i, r in enumerate(body):
         style = ' style="border-top:1px solid #999"' if i % 3 == 0 else ""
         cells = "".join(
             f'<td style="padding:0 .4em;{"text-align:right" if j >= n_lead else ""}{";color:#888" if x in ("n/a", "—") else ""}">{e(x)}</td>'
             for j, x in enumerate(r))
-        out.append(f'<tr class="{kinds[i % 3]}"{style}>{cells}</tr>')
+        out.append(f'<tr class="{("paper", "measured", "diff")[i % 3]}"{style}>{cells}</tr>')
     out += ["</tbody>", "</table>"]
     missing = res.not_measured()
     if missing:
         out.append("<h3>Not measured</h3><ul>" + "".join(f"<li>{e(m)}</li>" for m in missing) + "</ul>")
-    out.append("<p>" + "<br>".join(e(line) for line in _footer_lines(res)) + "</p>")
-    out.append("</section>")
+    out += ["<p>" + "<br>".join(e(line) for line in _footer_lines(res)) + "</p>", "</section>"]
     return "\n".join(out) + "\n"
 
 
@@ -434,13 +423,16 @@ def render(res: TableResult, fmt: str) -> str:
     return RENDERERS[fmt][0](res)
 
 
-def write_all(res: TableResult, out_dir: str | Path, formats: Sequence[str] = tuple(RENDERERS)) -> list[Path]:
-    from ..files import atomic_write_text
-
+def write_tables(res: TableResult, fmt: str, out: str | Path | None = None) -> list[Path]:
+    """Write one format to the file ``out``, or every format (``fmt="all"``) into the folder ``out``
+    (default: the current folder) as ``<table>.md/.tex/.html``; returns the paths written."""
+    if fmt != "all":
+        if out is None:
+            raise ConfigError("writing one format needs a file to write to")
+        atomic_write_text(out, render(res, fmt))
+        return [Path(out)]
     paths = []
-    for fmt in formats:
-        fn, ext = RENDERERS[fmt]
-        p = Path(out_dir) / f"{res.table.name}.{ext}"
-        atomic_write_text(p, fn(res))
-        paths.append(p)
+    for fn, ext in RENDERERS.values():
+        paths.append(Path(out or ".") / f"{res.table.name}.{ext}")
+        atomic_write_text(paths[-1], fn(res))
     return paths
