@@ -1,0 +1,74 @@
+"""The public Python API (``import rsr_bench; rsr_bench.run(...)``): what a notebook calls, and
+what each command is a thin layer over. Results come back as pandas DataFrames."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Sequence
+
+import pandas as pd
+
+from .runner import RunOptions, resolve_device
+from .runner import run as _run
+
+
+def run(options: RunOptions | None = None, /, *, log: Callable[[str], None] = print, **fields) -> pd.DataFrame:
+    """Evaluate into the results store and return ``[method, dataset, metric, mean, std, n]``.
+
+    Give a :class:`RunOptions` or its fields as keywords (``methods="bicubic", limit=2``; both:
+    the keywords replace the object's fields). The table holds the store's means for the cells
+    this call covered; ``df.attrs["summary"]`` is the :class:`~rsr_bench.runner.RunSummary`
+    (skipped cells with reasons, per-image failures, the store's path).
+    """
+    summary = _run(dataclasses.replace(options, **fields) if options else RunOptions(**fields), log=log)
+    table = summary.table().reset_index(drop=True)
+    table.attrs["summary"] = summary
+    return table
+
+
+def score(dist: str | os.PathLike, ref: str | os.PathLike | None = None, metrics: str | Iterable[str] = "default", *,
+          device: str = "auto") -> pd.DataFrame:
+    """Score an image or folder (``ref``: its references, paired by file stem) as ``rsr-bench score``
+    does: ``[image, metric, value, reason, error]``, value NaN where not computable (``reason``)
+    or failed (``error``); ``df.attrs["result"]`` is the ScoreResult (means, conventions)."""
+    from .metrics.score import ScoreRow, score_images
+
+    result = score_images(dist, ref, metrics, device=resolve_device(device))
+    table = pd.DataFrame(map(dataclasses.astuple, result.rows), columns=[f.name for f in dataclasses.fields(ScoreRow)])
+    table["value"] = table["value"].astype(float)
+    table.attrs["result"] = result
+    return table
+
+
+def list_methods(method_cards: Sequence[str | os.PathLike] = ()) -> pd.DataFrame:
+    """Every registered checkpoint and whether it can run here: ``[name, family, tag, scale,
+    trained_on, available, reason]`` (``reason`` says what to do)."""
+    from .methods.cards import load_method_specs, method_availability
+
+    rows = []
+    for spec in load_method_specs(method_cards).values():
+        try:
+            reason = method_availability(spec)
+        except Exception as exc:  # noqa: BLE001 - listing must survive one broken card
+            reason = f"{type(exc).__name__}: {exc}"
+        rows.append((spec.name, spec.family, spec.tag, spec.scale, tuple(spec.trained_on), reason is None, reason or ""))
+    return pd.DataFrame(rows, columns=["name", "family", "tag", "scale", "trained_on", "available", "reason"])
+
+
+def list_datasets(datasets_files: Sequence[str | os.PathLike] = (), data_root: str | os.PathLike | None = None
+                  ) -> pd.DataFrame:
+    """Every registered dataset and whether it is on disk: ``[name, kind, scale, has_gt, available, reason]``."""
+    from .datasets import load_datasets
+
+    specs = load_datasets(datasets_files, data_root).values()
+    rows = [(s.name, s.kind, s.scale, s.has_gt, (why := s.missing_reason()) is None, why or "") for s in specs]
+    return pd.DataFrame(rows, columns=["name", "kind", "scale", "has_gt", "available", "reason"])
+
+
+def list_metrics() -> pd.DataFrame:
+    """The metric table in display order: ``[name, kind, higher_is_better, default, conventions]``."""
+    from .metrics import METRICS
+
+    return pd.DataFrame([(m.name, m.kind, m.higher_is_better, m.default, m.conventions()) for m in METRICS.values()],
+                        columns=["name", "kind", "higher_is_better", "default", "conventions"])
