@@ -93,7 +93,9 @@ def test_non_finite_low_precision_output_falls_back_to_fp32(monkeypatch: pytest.
     x = torch.rand(1, 3, 12, 12)
     ref = _plain(net, x)
     eng = RRDBEngine(net, device="cpu", options=EngineOptions(precision="bf16"))
-    monkeypatch.setattr(eng, "_forward_lp", lambda t: torch.full((1, 3, 48, 48), float("inf")))
+    forward = eng._forward
+    monkeypatch.setattr(eng, "_forward", lambda t, low_precision: torch.full((1, 3, 48, 48), float("inf"))
+                        if low_precision else forward(t, low_precision))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = eng(x)

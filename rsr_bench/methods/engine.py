@@ -18,7 +18,7 @@ engine keeps the reference semantics by default (``precision="fp32"``, whole ima
   make the influence of far pixels decay quickly. Measured with the genuine Impressionism
   DF2K-JPEG weights, fp32, tile 40 (a worst case: many seams) on RealSRSet ``Lincoln.png``
   (160x160 LR): uint8 PSNR of tiled vs whole-image output, and the largest difference in
-  8-bit levels (:data:`TILING_TABLE`):
+  8-bit levels:
 
   ======= ========= ==========
   overlap PSNR (dB) max |diff|
@@ -38,7 +38,7 @@ engine keeps the reference semantics by default (``precision="fp32"``, whole ima
 
 * **Precision.** ``bf16`` / ``fp16`` run the 345 RDB convolutions and the upsampling/HR convs
   in low precision, but keep the residual stream (trunk and RRDB/RDB skip additions) and the
-  first and trunk-closing convs in fp32. Measured on a real 64x64 crop with genuine weights
+  first and trunk-closing convs in fp32 (``RRDBNet.forward(x, dtype)``). Measured on a real 64x64 crop with genuine weights
   (uint8 PSNR vs fp32): plain ``model.to(bfloat16)`` 46.3 dB, fp32 residuals 46.7 dB, plus fp32
   conv_first/conv_body 51.6 dB, at the same speed. A batch
   whose output has a non-finite value is recomputed in fp32 (``fallbacks`` counts them).
@@ -59,16 +59,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .rrdbnet import RRDBNet
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_TILE = 16
-
-#: tile 40 fp32, genuine DF2K-JPEG weights, RealSRSet Lincoln.png: overlap -> (PSNR dB, max |diff| in levels)
-TILING_TABLE: dict[int, tuple[float, int]] = {0: (36.7, 86), 4: (40.8, 77), 8: (44.2, 93), 16: (50.2, 37), 24: (56.8, 12), 32: (61.0, 5)}
 
 
 def select_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -172,65 +168,29 @@ class RRDBEngine:
         self.options = options or EngineOptions()
         self.scale = net.scale
         self.fallbacks = 0
-        fmt = torch.channels_last if self.options.channels_last else torch.contiguous_format
-        self._fmt = fmt
-        self.net32 = net.eval().to(self.device, memory_format=fmt)
-        dtype = PRECISIONS[self.options.precision]
-        if dtype != torch.float32:
-            import copy
-
-            self.net_lp: RRDBNet | None = copy.deepcopy(self.net32).to(dtype=dtype, memory_format=fmt)
-        else:
-            self.net_lp = None
+        self._fmt = torch.channels_last if self.options.channels_last else torch.contiguous_format
+        self.net32 = net.eval().to(self.device, memory_format=self._fmt)
         for p in self.net32.parameters():
             p.requires_grad_(False)
+        dtype = PRECISIONS[self.options.precision]
+        self.dtype = None if dtype == torch.float32 else dtype
+        self.net_lp = None if self.dtype is None else self.net32.low_precision(dtype).to(memory_format=self._fmt)
 
-    # -- forward passes -------------------------------------------------------------------
-    def _forward32(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net32(x.to(memory_format=self._fmt))
-
-    def _forward_lp(self, x: torch.Tensor) -> torch.Tensor:
-        """Convs in low precision, residual stream in fp32 (see module docstring)."""
-        net = self.net_lp
-        assert net is not None
-        dt = PRECISIONS[self.options.precision]
-
-        def act(t: torch.Tensor) -> torch.Tensor:
-            return F.leaky_relu(t, 0.2, inplace=True)
-
-        n32 = self.net32
-        # conv_first and conv_body stay fp32: rounding the *input image* to bf16 (8-bit mantissa,
-        # ~1 grey level) costs ~5 dB of agreement, and these two convs are 0.2% of the FLOPs.
-        feat = n32.conv_first(x.to(memory_format=self._fmt))
-        h = feat
-        for rrdb in net.body:
-            inp = h
-            for rdb in (rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
-                a = h.to(dt)
-                x1 = act(rdb.conv1(a))
-                x2 = act(rdb.conv2(torch.cat((a, x1), 1)))
-                x3 = act(rdb.conv3(torch.cat((a, x1, x2), 1)))
-                x4 = act(rdb.conv4(torch.cat((a, x1, x2, x3), 1)))
-                x5 = rdb.conv5(torch.cat((a, x1, x2, x3, x4), 1))
-                h = torch.add(h, x5.float(), alpha=0.2)
-            h = torch.add(inp, h, alpha=0.2)
-        f = (feat + n32.conv_body(h)).to(dt)
-        f = act(net.conv_up1(F.interpolate(f, scale_factor=2, mode="nearest")))
-        if net.scale == 4:
-            f = act(net.conv_up2(F.interpolate(f, scale_factor=2, mode="nearest")))
-        return net.conv_last(act(net.conv_hr(f))).float()
+    def _forward(self, x: torch.Tensor, low_precision: bool) -> torch.Tensor:
+        x = x.to(memory_format=self._fmt)
+        return (self.net_lp(x, self.dtype) if low_precision else self.net32(x)).float()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """One batch on the device; non-finite low-precision output falls back to fp32."""
         with torch.inference_mode():
             x = x.to(self.device, torch.float32)
             if self.net_lp is None:
-                return self._forward32(x).float()
-            y = self._forward_lp(x)
+                return self._forward(x, low_precision=False)
+            y = self._forward(x, low_precision=True)
             if not bool(torch.isfinite(y).all()):
                 self.fallbacks += 1
                 warnings.warn(f"non-finite {self.options.precision} output; recomputed this batch in fp32", stacklevel=3)
-                y = self._forward32(x).float()
+                y = self._forward(x, low_precision=False)
             return y
 
     # -- planning -------------------------------------------------------------------------
@@ -326,7 +286,6 @@ def cpu_has_fast_bf16() -> bool:
 
 __all__ = [
     "PRECISIONS",
-    "TILING_TABLE",
     "EngineOptions",
     "RRDBEngine",
     "available_memory",
