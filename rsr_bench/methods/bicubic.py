@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
-from .cards import MethodSpec
 from ..image import imresize
-
-
-RUN_OPTIONS: tuple[str, ...] = ()  # run-wide engine options (--tile, --precision) do not apply
+from .cards import Adapter, ImageKey, MethodSpec
 
 
 @dataclass
@@ -24,7 +21,7 @@ class BicubicMethod:
     provenance: Mapping[str, Any] = field(default_factory=lambda: {"source": "rsr_bench.image.imresize"})
 
     @torch.inference_mode()
-    def predict(self, lr: torch.Tensor) -> torch.Tensor:
+    def predict(self, lr: torch.Tensor, images: Sequence[ImageKey] = ()) -> torch.Tensor:
         # float64 keeps the result bit-stable across devices and BLAS builds before rounding.
         out = imresize(lr.to(self.device, torch.float64), float(self.spec.scale))
         return out.to(torch.float32)
@@ -34,3 +31,6 @@ def load(spec: MethodSpec, *, device: torch.device, options: Mapping[str, Any]) 
     if options:
         raise ConfigError(f"method {spec.name}: bicubic takes no options, got {sorted(options)}")
     return BicubicMethod(spec, device)
+
+
+ADAPTER = Adapter("bicubic", load)

