@@ -80,13 +80,9 @@ class DatasetSpec:
     licence: str = ""
     fetch: Mapping[str, Any] | None = None
     builtin: str | None = None
-    paired: bool = False
+    has_gt: bool = False  # a paired set: every LR image has a ground-truth HR image
     source_file: Path | None = None
     declared_version: str = ""
-
-    @property
-    def has_gt(self) -> bool:
-        return self.paired
 
     def resolved(self) -> DatasetSpec:
         """For builtin sets, generate them (once) and return the spec with real folders."""
@@ -107,7 +103,7 @@ class DatasetSpec:
         )
         if self.lr_dir is None or not self.lr_dir.is_dir():
             return f"LR folder not found: expected {self.lr_dir}; {how}"
-        if self.paired and (self.hr_dir is None or not self.hr_dir.is_dir()):
+        if self.has_gt and (self.hr_dir is None or not self.hr_dir.is_dir()):
             return f"HR folder not found: expected {self.hr_dir}; {how}"
         return None
 
@@ -122,8 +118,8 @@ class DatasetSpec:
         out = []
         for lr in list_images(spec.lr_dir):
             sid = lr.stem[: -len(spec.lr_suffix)] if spec.lr_suffix and lr.stem.endswith(spec.lr_suffix) else lr.stem
-            hr = hr_by_stem.get(sid) if spec.paired else None
-            if spec.paired and hr is None:
+            hr = hr_by_stem.get(sid) if spec.has_gt else None
+            if spec.has_gt and hr is None:
                 hr = spec.hr_dir / f"{sid}.png"  # reported as a per-image error when read
             out.append(Sample(sid, lr, hr))
         return out
@@ -212,7 +208,7 @@ def _parse_entry(path: Path, name: str, entry: Any, base: Path) -> DatasetSpec:
         domains=tuple(str(d) for d in ([domains] if isinstance(domains, str) else domains)),
         lr_suffix=str(entry.get("lr_suffix", "")), description=str(entry.get("description", "")).strip(),
         url=str(entry.get("url", "")), licence=str(entry.get("licence", "")), fetch=entry.get("fetch"),
-        builtin=entry.get("builtin"), paired=paired, source_file=path,
+        builtin=entry.get("builtin"), has_gt=paired, source_file=path,
     )
 
 

@@ -170,7 +170,7 @@ def parse_fetch(name: str, fetch: Mapping[str, Any] | None) -> FetchPlan:
 def check_layout(spec: Any) -> list[str]:
     """What is wrong with the dataset on disk (an empty list when it is complete)."""
     problems: list[str] = []
-    lr_dir, hr_dir = spec.lr_dir, spec.hr_dir if spec.paired else None
+    lr_dir, hr_dir = spec.lr_dir, spec.hr_dir if spec.has_gt else None
     if lr_dir is None or not lr_dir.is_dir():
         return [f"LR folder {lr_dir} does not exist"]
     lr = list_images(lr_dir)
