@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # the runner imports torch: only `run` and `score` need it
+    import pandas as pd
 
-from .runner import RunOptions, resolve_device
-from .runner import run as _run
+    from .runner import RunOptions
 
 
 def run(options: RunOptions | None = None, /, *, log: Callable[[str], None] = print, **fields) -> pd.DataFrame:
@@ -21,6 +22,8 @@ def run(options: RunOptions | None = None, /, *, log: Callable[[str], None] = pr
     this call covered; ``df.attrs["summary"]`` is the :class:`~rsr_bench.runner.RunSummary`
     (skipped cells with reasons, per-image failures, the store's path).
     """
+    from .runner import RunOptions, run as _run
+
     summary = _run(dataclasses.replace(options, **fields) if options else RunOptions(**fields), log=log)
     table = summary.table().reset_index(drop=True)
     table.attrs["summary"] = summary
@@ -32,7 +35,10 @@ def score(dist: str | os.PathLike, ref: str | os.PathLike | None = None, metrics
     """Score an image or folder (``ref``: its references, paired by file stem) as ``rsr-bench score``
     does: ``[image, metric, value, reason, error]``, value NaN where not computable (``reason``)
     or failed (``error``); ``df.attrs["result"]`` is the ScoreResult (means, conventions)."""
+    import pandas as pd
+
     from .metrics.score import ScoreRow, score_images
+    from .runner import resolve_device
 
     result = score_images(dist, ref, metrics, device=resolve_device(device))
     table = pd.DataFrame(map(dataclasses.astuple, result.rows), columns=[f.name for f in dataclasses.fields(ScoreRow)])
@@ -45,6 +51,8 @@ def list_methods(method_cards: Sequence[str | os.PathLike] = ()) -> pd.DataFrame
     """Every registered checkpoint and whether it can run here: ``[name, family, tag, scale,
     trained_on, available, reason]`` (``reason`` says what to do)."""
     from .methods.cards import load_method_specs, method_availability
+
+    import pandas as pd
 
     rows = []
     for spec in load_method_specs(method_cards).values():
@@ -59,6 +67,8 @@ def list_methods(method_cards: Sequence[str | os.PathLike] = ()) -> pd.DataFrame
 def list_datasets(datasets_files: Sequence[str | os.PathLike] = (), data_root: str | os.PathLike | None = None
                   ) -> pd.DataFrame:
     """Every registered dataset and whether it is on disk: ``[name, kind, scale, has_gt, available, reason]``."""
+    import pandas as pd
+
     from .datasets import load_datasets
 
     specs = load_datasets(datasets_files, data_root).values()
@@ -68,6 +78,8 @@ def list_datasets(datasets_files: Sequence[str | os.PathLike] = (), data_root: s
 
 def list_metrics() -> pd.DataFrame:
     """The metric table in display order: ``[name, kind, higher_is_better, default, conventions]``."""
+    import pandas as pd
+
     from .metrics import METRICS
 
     return pd.DataFrame([(m.name, m.kind, m.higher_is_better, m.default, m.conventions()) for m in METRICS.values()],

@@ -14,27 +14,17 @@ from .options import data_root_option, datasets_file_option, method_card_option
 @method_card_option
 def list_command(what, datasets_files, data_root, method_cards) -> None:
     """List METHODS, DATASETS or METRICS with availability and reasons."""
-    if what == "methods":
-        from ..methods.cards import load_method_specs, method_availability
+    from .. import api
 
-        for spec in load_method_specs(method_cards).values():
-            try:
-                reason = method_availability(spec)
-            except Exception as exc:  # noqa: BLE001 - listing must survive one broken card
-                reason = f"{type(exc).__name__}: {exc}"
-            status = click.style("ready", fg="green") if reason is None else click.style("unavailable", fg="yellow")
-            trained = ",".join(spec.trained_on) or "-"
-            click.echo(f"{spec.name:32s} x{spec.scale}  trained_on={trained:22s} {status}" + (f"  {reason}" if reason else ""))
-    elif what == "datasets":
-        from ..datasets import load_datasets
-
-        for spec in load_datasets(datasets_files, data_root).values():
-            reason = spec.missing_reason()
-            gt = "paired" if spec.has_gt else "no GT"
-            status = click.style("ready", fg="green") if reason is None else click.style("missing", fg="yellow")
-            click.echo(f"{spec.name:14s} {spec.kind:9s} x{spec.scale} {gt:7s} {status}" + (f"  {reason}" if reason else ""))
-    else:
-        from ..metrics import METRICS
-
-        for spec in METRICS.values():
-            click.echo(f"{spec.name:12s} {spec.kind}  {spec.arrow}  {spec.conventions()}")
+    if what == "metrics":
+        for m in api.list_metrics().itertuples():
+            click.echo(f"{m.name:12s} {m.kind}  {'↑' if m.higher_is_better else '↓'}  {m.conventions}")
+        return
+    table = api.list_methods(method_cards) if what == "methods" else api.list_datasets(datasets_files, data_root)
+    for row in table.itertuples():
+        if what == "methods":
+            head = f"{row.name:32s} x{row.scale}  trained_on={','.join(row.trained_on) or '-':22s}"
+        else:
+            head = f"{row.name:14s} {row.kind:9s} x{row.scale} {'paired' if row.has_gt else 'no GT':7s}"
+        status = click.style("ready", fg="green") if row.available else click.style("unavailable" if what == "methods" else "missing", fg="yellow")
+        click.echo(f"{head} {status}" + (f"  {row.reason}" if row.reason else ""))

@@ -9,44 +9,6 @@ import click
 from .options import data_root_option, datasets_file_option, merge_alias, method_card_option, store_option
 
 
-def skipped_lines(skipped: dict[tuple[str, str], str]) -> list[str]:
-    """One line per method when its reason is the same on every dataset, else one per cell."""
-    by_method: dict[str, dict[str, str]] = {}
-    for (m, d), reason in sorted(skipped.items()):
-        by_method.setdefault(m, {})[d] = reason
-    lines = []
-    for m, cells in by_method.items():
-        reasons = set(cells.values())
-        if len(reasons) == 1 and len(cells) > 1:
-            lines.append(f"{m} (all {len(cells)} datasets): {reasons.pop()}")
-        else:
-            lines += [f"{m} on {d}: {r}" for d, r in cells.items()]
-    return lines
-
-
-def _echo_summary(summary) -> None:  # noqa: ANN001 - runner.RunSummary, imported lazily
-    """The run's table, then what was skipped and why, and every per-image failure."""
-    from ..report.terminal import format_table
-
-    click.echo()
-    click.echo(format_table(summary.table(), methods=summary.methods, datasets=summary.datasets,
-                            metrics=summary.metrics, skipped=summary.skipped))
-    if summary.skipped_datasets:
-        click.echo("\ndatasets not on disk (skipped):")
-        for name, reason in summary.skipped_datasets.items():
-            click.echo(f"  {name}: {reason}")
-    method_skips = {k: v for k, v in summary.skipped.items() if k[1] not in summary.skipped_datasets}
-    if method_skips:
-        click.echo("\nmethods skipped:")
-        for line in skipped_lines(method_skips):
-            click.echo(f"  {line}")
-    if summary.failures:
-        click.secho(f"\n{len(summary.failures)} per-image failure(s):", fg="red")
-        for f in summary.failures:
-            click.echo(f"  {f['method']} | {f['dataset']} | {f['image']} [{f['stage']}]: {f['message']}")
-    click.echo(f"\nresults stored in {summary.store}")
-
-
 @click.command("run")
 @click.option("--methods", default="all", show_default=True, help="Comma-separated names or globs (impressionism.*), or 'all'.")
 @click.option("--datasets", default="all", show_default=True, help="Comma-separated names or globs, or 'all' (every available dataset).")
@@ -74,5 +36,7 @@ def run_command(methods, datasets, metrics, limit, device, keep_going, force, ch
                          data_root=data_root, keep_going=keep_going, force=force, progress=not quiet,
                          checkpoint=checkpoint, tile=tile, precision=precision)
     summary = run(options, log=lambda msg: click.secho(msg, fg="yellow", err=True))
-    _echo_summary(summary)
+    from ..report.terminal import format_run_summary
+
+    click.echo(format_run_summary(summary))
     sys.exit(summary.exit_code)

@@ -1,5 +1,5 @@
-"""Plain-text output: the cross-dataset table of ``rsr-bench run`` and the per-image table and CSV
-of ``rsr-bench score``. Decimals, arrows and column order come from the metric table."""
+"""Plain-text output: the cross-dataset table and run summary of ``rsr-bench run`` and the
+per-image table and CSV of ``rsr-bench score``. Decimals, arrows and column order come from the metric table."""
 
 from __future__ import annotations
 
@@ -90,3 +90,33 @@ def write_csv(result: ScoreResult, path: str | os.PathLike) -> None:
         if r.value is not None:
             w.writerow([r.image, r.metric, repr(r.value)])
     atomic_write_text(path, buf.getvalue())
+
+
+def skipped_lines(skipped: dict[tuple[str, str], str]) -> list[str]:
+    """One line per method when its reason is the same on every dataset, else one per cell."""
+    by_method: dict[str, dict[str, str]] = {}
+    for (m, d), reason in sorted(skipped.items()):
+        by_method.setdefault(m, {})[d] = reason
+    lines = []
+    for m, cells in by_method.items():
+        reasons = set(cells.values())
+        if len(reasons) == 1 and len(cells) > 1:
+            lines.append(f"{m} (all {len(cells)} datasets): {reasons.pop()}")
+        else:
+            lines += [f"{m} on {d}: {r}" for d, r in cells.items()]
+    return lines
+
+
+def format_run_summary(summary) -> str:  # noqa: ANN001 - runner.RunSummary (the runner imports torch)
+    """The run's table, then what was skipped and why, and every per-image failure."""
+    out = ["", format_table(summary.table(), methods=summary.methods, datasets=summary.datasets,
+                            metrics=summary.metrics, skipped=summary.skipped)]
+    if summary.skipped_datasets:
+        out += ["", "datasets not on disk (skipped):", *(f"  {n}: {r}" for n, r in summary.skipped_datasets.items())]
+    method_skips = {k: v for k, v in summary.skipped.items() if k[1] not in summary.skipped_datasets}
+    if method_skips:
+        out += ["", "methods skipped:", *(f"  {line}" for line in skipped_lines(method_skips))]
+    if summary.failures:
+        out += ["", f"{len(summary.failures)} per-image failure(s):"]
+        out += [f"  {f['method']} | {f['dataset']} | {f['image']} [{f['stage']}]: {f['message']}" for f in summary.failures]
+    return "\n".join([*out, "", f"results stored in {summary.store}"])
