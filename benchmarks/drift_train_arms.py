@@ -142,15 +142,18 @@ def table(out: Path) -> None:
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     order = {k: i for i, k in enumerate(ARMS)}
     rows.sort(key=lambda r: (r["seed"], order.get(r["arm"], 99)))
-    print("| arm | change | seed | iter | mean out - GT | contrast ratio | PSNR | D loss (last) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| arm | change | seed | iter | mean out - GT | R / G / B out - GT | contrast ratio | PSNR | D loss (last) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         change = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "(official recipe)"
         for c in r["curve"]:
+            if c["iter"] == 0 and r["arm"] != rows[0]["arm"]:
+                continue  # the same initial generator for every arm: shown once
             if c["iter"] in (0, r["iters"]) or c["iter"] % (r["iters"] // 2 or 1) == 0:
                 dl = r["last_losses"]["l_d_real"] + r["last_losses"]["l_d_fake"] if c["iter"] == r["iters"] else math.nan
-                print(f"| {r['arm']} | {change} | {r['seed']} | {c['iter']} | {c['mean_bias']:+.4f} | "
-                      f"{c['contrast_ratio']:.3f} | {c['psnr']:.2f} | {dl:.3g} |")
+                rgb = " / ".join(f"{v:+.3f}" for v in c["channel_bias"])
+                print(f"| {r['arm']} | {change} | {r['seed']} | {c['iter']} | {c['mean_bias']:+.4f} | {rgb} | "
+                      f"{c['contrast_ratio']:.3f} | {c['psnr']:.2f} | {'' if math.isnan(dl) else f'{dl:.3g}'} |")
 
 
 def main() -> None:
