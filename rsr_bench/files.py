@@ -59,7 +59,7 @@ def data_root(override: str | os.PathLike | None = None) -> Path:
 
 
 def store_root(override: str | os.PathLike | None = None) -> Path:
-    """The results store (``--out`` / ``RSR_BENCH_HOME``), default ``./rsr-bench-results``."""
+    """The results store (``--store`` / ``RSR_BENCH_HOME``), default ``./rsr-bench-results``."""
     if override:
         return Path(override)
     return Path(os.environ.get("RSR_BENCH_HOME", "rsr-bench-results"))

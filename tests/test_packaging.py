@@ -58,6 +58,6 @@ def test_installed_package_runs_outside_checkout(installed, tmp_path):
     listing = _sh([str(venv / "bin" / "rsr-bench"), "list", "methods"], tmp_path, env)
     assert "bicubic.x4" in listing and "impressionism.df2k" in listing
     _sh([str(venv / "bin" / "rsr-bench"), "run", "--methods", "bicubic", "--datasets", "demo_clean", "--metrics", "psnr",
-         "--limit", "1", "--quiet", "--out", str(tmp_path / "store")], tmp_path, env)
+         "--limit", "1", "--quiet", "--store", str(tmp_path / "store")], tmp_path, env)
     records = list((tmp_path / "store" / "cells" / "bicubic.x4" / "demo_clean" / "records").glob("*.json"))
     assert len(records) == 1
