@@ -214,9 +214,9 @@ def test_symlink_chain_cannot_escape(tmp_path):
     # "l" -> "." is harmless alone, but "l/s" -> ".." then resolves to the parent of dest.
     t = make_tar(tmp_path / "chain.tar", [link("l", "."), link("l/s", "..")])
     dest = tmp_path / "out"
-    with pytest.raises(UnsafeArchiveError, match="outside"):
+    with pytest.raises(UnsafeArchiveError, match="through the symbolic link 'l'"):
         safe_extract(t, dest)
-    assert not (dest / "s").is_symlink()
+    assert not dest.exists()
 
 
 def test_not_an_archive(tmp_path):

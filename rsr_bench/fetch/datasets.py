@@ -29,6 +29,12 @@ data, not code. Schema (unknown keys are rejected by name)::
                                      #   spec.lr_dir; or {name: faces_wider, <options>}
                                      #   (see rsr_bench/fetch/faces.py for the rule and options)
 
+Every path this block names for writing (``filename``, ``extract_to``, ``subdir``, a derive
+``manifest``) and the dataset's LR/HR folders must lie inside the data root: ``..`` and absolute
+paths are refused before anything is downloaded. An existing folder that rsr-bench did not
+create is never deleted: fetch stops with an error naming it, and ``--force`` moves it aside
+(``<folder>.moved-aside-<time>``). Extra archives never overwrite what their folder holds.
+
 Downloads are kept in ``<data_root>/.downloads/`` (a re-fetch never downloads twice). After
 installing, the layout is checked: the LR folder (and HR folder of paired sets) exists, holds
 ``count`` images and every LR image has an HR image with the same id; anything else is an
@@ -41,10 +47,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import random
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,6 +127,14 @@ def _archive(a: Any, where: str, err: Callable[[str], ConfigError]) -> Archive:
             raise err(f"{where}: select: unknown key(s) {sorted(set(select) - {'count', 'rule', 'seed'})}")
         if select.get("rule", "first-sorted") not in SELECT_RULES:
             raise err(f"{where}: select rule must be one of {list(SELECT_RULES)}")
+    if a.get("extract_to") is not None:
+        relative_inside(a["extract_to"], f"{where}: extract_to", err)
+    if a.get("subdir") is not None:
+        relative_inside(a["subdir"], f"{where}: subdir", err, inside="the archive")
+    filename = str(a.get("filename") or url.rstrip("/").rsplit("/", 1)[-1])
+    if not plain_name(filename):
+        raise err(f"{where}: filename {filename!r} must be a plain file name (no folders, no '..'); "
+                  "downloads are kept in <data root>/.downloads/")
     sha = a.get("sha256")
     if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha).lower())):
         raise err(f"{where}: sha256 must be 64 hex digits, got {sha!r}")
@@ -127,11 +144,28 @@ def _archive(a: Any, where: str, err: Callable[[str], ConfigError]) -> Archive:
     except (TypeError, ValueError):
         raise err(f"{where}: size must be an integer number of bytes") from None
     return Archive(
-        url=url, filename=str(a.get("filename") or url.rstrip("/").rsplit("/", 1)[-1]), role=role,
+        url=url, filename=filename, role=role,
         mirrors=tuple(str(m) for m in ([mirrors] if isinstance(mirrors, str) else mirrors)),
         sha256=str(sha).lower() if sha else None, size=size, subdir=a.get("subdir"), select=select,
         extract_to=a.get("extract_to"),
     )
+
+
+def plain_name(name: str) -> bool:
+    """A file name without any folder part (what may follow ``<folder>/`` safely)."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def relative_inside(value: Any, what: str, err: Callable[[str], Exception] = ConfigError,
+                    inside: str = "the data root") -> str:
+    """``value`` as a relative POSIX path that stays inside the folder it is joined to: no
+    absolute path, drive letter or ``..`` that climbs out (a datasets file must not make fetch
+    write outside the data root)."""
+    text = str(value).replace("\\", "/")
+    norm = posixpath.normpath(text) if text else ".."
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":") or norm == ".." or norm.startswith("../"):
+        raise err(f"{what}: {value!r} must be a relative path inside {inside}")
+    return norm
 
 
 def parse_fetch(name: str, fetch: Mapping[str, Any] | None) -> FetchPlan:
@@ -157,6 +191,8 @@ def parse_fetch(name: str, fetch: Mapping[str, Any] | None) -> FetchPlan:
     if isinstance(derive, Mapping):
         options = dict(derive)
         derive = options.get("name")
+    if options and options.get("manifest") is not None:
+        relative_inside(options["manifest"], "derive: manifest", err)
     if derive is not None and derive not in DERIVERS:
         raise err(f"unknown derive builder {derive!r}.{did_you_mean(str(derive), DERIVERS)} Known: {sorted(DERIVERS)}")
     if not archives and not derive:
@@ -212,33 +248,27 @@ def fetch_dataset(
     plan = parse_fetch(spec.name, spec.fetch)
     if spec.lr_dir is None:
         raise ConfigError(f"dataset {spec.name!r}: no 'lr' folder to fetch into")
+    for folder, what in ((spec.lr_dir, "LR"), (spec.hr_dir, "HR")):
+        _check_inside(data_root, folder, f"dataset {spec.name!r}: its {what} folder")
     built = not plan.derive or (spec.lr_dir / MARKER).is_file()  # derived: only our own build
     if not force and built and not check_layout(spec):
         say(f"{spec.name}: already complete in {spec.lr_dir}; nothing to do")
         return spec.lr_dir
+    # Decide for every folder before downloading anything: a folder we would replace but did
+    # not create stops the fetch here (with --force it is moved aside when replaced).
+    targets = [_target(spec, arch, force) for arch in plan.archives]
 
     used: list[dict[str, Any]] = []
     selection: dict[str, Any] | None = None
-    for arch in plan.archives:
+    for arch, target in zip(plan.archives, targets):
         if arch.role == "extra":
-            used.append(_install_extra(arch, data_root, progress, say))
-            continue
-        target = spec.lr_dir if arch.role == "lr" else spec.hr_dir
-        if target is None:
-            raise ConfigError(f"dataset {spec.name!r}: fetch archive {arch.filename} has role 'hr' "
-                              "but the entry has no 'hr' folder")
-        existing = list_images(target) if target.is_dir() else []
-        if existing and not force:
-            if spec.count is None or len(existing) == spec.count:
-                say(f"{spec.name}: {target} is already in place")
-                continue
-            raise RsrBenchError(
-                f"{spec.name}: {target} already holds {len(existing)} images, expected {spec.count}; "
-                "move that folder away and re-run `rsr-bench fetch`"
-            )
-        path, record = _download(arch, data_root, progress, say)
-        used.append(record)
-        selection = _install_images(spec, arch, path, target, data_root, say) or selection
+            used.append(_install_extra(arch, data_root, progress, force, say))
+        elif target is None:
+            say(f"{spec.name}: {spec.lr_dir if arch.role == 'lr' else spec.hr_dir} is already in place")
+        else:
+            path, record = _download(arch, data_root, progress, say)
+            used.append(record)
+            selection = _install_images(spec, arch, path, target, data_root, say) or selection
 
     version = spec.declared_version
     if plan.derive:
@@ -257,6 +287,72 @@ def fetch_dataset(
     })
     say(f"{spec.name}: ready in {spec.lr_dir} ({len(list_images(spec.lr_dir))} images, version {version})")
     return spec.lr_dir
+
+
+def _check_inside(data_root: Path, folder: Path | None, what: str) -> None:
+    """A folder fetch writes must lie inside the data root (compared as written: a link the user
+    made under the data root is theirs to make)."""
+    if folder is None:
+        return
+    root, path = os.path.normpath(os.path.abspath(data_root)), os.path.normpath(os.path.abspath(folder))
+    if not path.startswith(root + os.sep):
+        raise ConfigError(f"{what} {folder} is outside the data root {data_root}; `rsr-bench fetch` writes only "
+                          "inside the data root (pass --data-root, or make the folder relative to it)")
+
+
+def _target(spec: Any, arch: Archive, force: bool) -> Path | None:
+    """The folder an lr/hr archive installs into; ``None`` when complete images are already there.
+
+    A folder that exists and is neither complete, empty, nor only our marker was not made by
+    rsr-bench (images in sub-folders, .heic files, notes): an error, unless ``force``."""
+    if arch.role == "extra":
+        return None
+    target = spec.lr_dir if arch.role == "lr" else spec.hr_dir
+    if target is None:
+        raise ConfigError(f"dataset {spec.name!r}: fetch archive {arch.filename} has role 'hr' "
+                          "but the entry has no 'hr' folder")
+    if not target.exists() and not target.is_symlink():
+        return target
+    images = list_images(target) if target.is_dir() else []
+    if images and not force and (spec.count is None or len(images) == spec.count):
+        return None
+    if force or _only_ours(target):
+        return target
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in target.iterdir()) if target.is_dir() else []
+    holds = (f"{len(images)} images, expected {spec.count}" if images else
+             "no images at its top level" + (f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+                                             if names else ""))
+    raise RsrBenchError(f"{spec.name}: {target} already exists and holds {holds}; rsr-bench did not create it "
+                        "and never deletes it. Move it away, or re-run with --force to move it aside")
+
+
+def _only_ours(folder: Path) -> bool:
+    """An empty folder, or one holding only the marker an earlier fetch wrote."""
+    return folder.is_dir() and not folder.is_symlink() and all(p.name == MARKER for p in folder.iterdir())
+
+
+def move_aside(path: Path, say: Say) -> Path:
+    """Rename ``path`` to ``<name>.moved-aside-<time>`` beside it (what ``--force`` does instead of deleting)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside, n = path.with_name(f"{path.name}.moved-aside-{stamp}"), 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = path.with_name(f"{path.name}.moved-aside-{stamp}-{n}")
+    os.rename(path, aside)
+    say(f"moved {path} aside to {aside} (rsr-bench never deletes what it did not create)")
+    return aside
+
+
+@contextmanager
+def _staging(data_root: Path, label: str) -> Iterator[Path]:
+    """A fresh folder under ``<data_root>/.staging/``, removed afterwards (it only holds our files)."""
+    base = data_root / STAGING_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _load_records(data_root: Path) -> dict[str, Any]:
@@ -298,14 +394,30 @@ def _download(arch: Archive, data_root: Path, progress: bool, say: Say) -> tuple
     return dest, record
 
 
-def _install_extra(arch: Archive, data_root: Path, progress: bool, say: Say) -> dict[str, Any]:
-    dest = data_root / str(arch.extract_to)
+def _install_extra(arch: Archive, data_root: Path, progress: bool, force: bool, say: Say) -> dict[str, Any]:
+    """Extract an extra archive into ``<data_root>/<extract_to>``, beside what is there already.
+
+    Several archives may share the folder; an entry the archive would overwrite is an error (with
+    ``force``: moved aside), so files rsr-bench did not write are never replaced."""
+    dest = data_root / relative_inside(arch.extract_to, f"archive {arch.filename}: extract_to")
     stamp = dest / f".rsr-bench-extracted-{arch.filename}.json"
     if stamp.is_file():
         return json.loads(stamp.read_text(encoding="utf-8"))
     path, record = _download(arch, data_root, progress, say)
     say(f"extracting {path.name} into {dest}")
-    safe_extract(path, dest)
+    with _staging(data_root, "extra") as staging:
+        safe_extract(path, staging / "archive")
+        entries = sorted((staging / "archive").iterdir())
+        clashes = [dest / e.name for e in entries if (dest / e.name).exists() or (dest / e.name).is_symlink()]
+        if clashes and not force:
+            raise RsrBenchError(f"{arch.filename}: {dest} already holds {', '.join(c.name for c in clashes[:5])}, "
+                                "which the archive would overwrite; move them away, or re-run with --force to "
+                                "move them aside")
+        dest.mkdir(parents=True, exist_ok=True)
+        for clash in clashes:
+            move_aside(clash, say)
+        for entry in entries:
+            os.rename(entry, dest / entry.name)
     atomic_write_json(stamp, record)
     return record
 
@@ -351,29 +463,29 @@ def _select(images: list[Path], select: Mapping[str, Any] | None) -> tuple[list[
 
 def _install_images(spec: Any, arch: Archive, path: Path, target: Path, data_root: Path,
                     say: Say) -> dict[str, Any] | None:
-    """Extract ``path`` and move its images into ``target`` (built aside, then renamed).
-
-    The caller has checked that ``target`` holds no images we would destroy (or ``force``).
-    """
-    staging = data_root / STAGING_DIR / f"{spec.name}-{arch.role}"
-    if staging.exists():
-        shutil.rmtree(staging)
+    """Extract ``path`` and move its images into ``target`` (built in a temporary sibling, then
+    renamed). What was at ``target`` is moved aside, unless it is empty or only our marker
+    (the caller has refused a folder we did not make, unless ``force``)."""
     say(f"extracting {path.name}")
-    safe_extract(path, staging)
-    images, selection = _select(list_images(_find_image_dir(staging, arch.subdir, path)), arch.select)
-    if selection:
-        say(f"{spec.name}: archive has {selection['from']} images; keeping {selection['count']} "
-            f"({selection['rule']})")
-    building = target.with_name(target.name + ".building")
-    if building.exists():
-        shutil.rmtree(building)
-    building.mkdir(parents=True)
-    for p in images:
-        os.replace(p, building / p.name)
-    if target.is_dir():
-        shutil.rmtree(target)  # no images, or --force (checked by the caller)
-    building.rename(target)
-    shutil.rmtree(staging)
+    with _staging(data_root, f"{spec.name}-{arch.role}") as staging:
+        safe_extract(path, staging / "archive")
+        images, selection = _select(list_images(_find_image_dir(staging / "archive", arch.subdir, path)), arch.select)
+        if selection:
+            say(f"{spec.name}: archive has {selection['from']} images; keeping {selection['count']} "
+                f"({selection['rule']})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+        try:
+            for p in images:
+                os.replace(p, building / p.name)
+            if _only_ours(target):
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                move_aside(target, say)
+            building.rename(target)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
     return selection
 
 

@@ -10,9 +10,11 @@ Datasets and weights are hundreds of megabytes on slow academic servers, so a do
 * names the URL and the problem in every error, and says when re-running will resume.
 
 Archives come from third parties, so :func:`safe_extract` validates every member before writing
-anything and refuses absolute paths, ``..`` components, links that point outside the target and
-device files (the "zip slip" family of attacks); :func:`read_member` reads one member by exact
-name without extracting anything. Standard library only.
+anything and refuses absolute paths, ``..`` components, links that point outside the target (also
+through links the archive creates later), writes through links and device files (the "zip slip"
+family of attacks); it extracts into a temporary sibling renamed into place on success, so a
+refused archive leaves nothing. :func:`read_member` reads one member by exact name without
+extracting anything. Standard library only.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import re
 import shutil
 import stat
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import IO
@@ -217,20 +220,40 @@ def _total_from_content_range(value: str | None) -> int | None:
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
     """Extract a zip or tar(.gz/.bz2/.xz) ``archive`` into ``dest``; return the paths written.
 
-    Every member is checked before anything is written, so a malicious archive leaves nothing
-    behind. Refused (with :class:`UnsafeArchiveError` naming the archive and member): absolute
-    paths and drive letters, ``..`` components, symbolic or hard links whose target lies outside
-    ``dest``, device files and FIFOs, and members that would write through a link.
+    Every member is checked before anything is written. Refused (with
+    :class:`UnsafeArchiveError` naming the archive and member): absolute paths and drive
+    letters, ``..`` components, device files and FIFOs, links whose target leaves ``dest`` once
+    every link of the archive exists (a link may point through one the archive makes later),
+    link loops, and members written through or over a link. The archive is extracted into a
+    temporary sibling of ``dest`` that becomes ``dest`` only when everything passed, so a
+    refused or failed extraction leaves nothing behind. ``dest`` must not exist or be an empty
+    folder: extracting over files that are already there could overwrite them.
     """
     archive = Path(archive)
     dest = Path(dest)
     if not archive.is_file():
         raise RsrBenchError(f"archive {archive} does not exist")
     if zipfile.is_zipfile(archive):
-        return _extract_zip(archive, dest)
-    if tarfile.is_tarfile(archive):
-        return _extract_tar(archive, dest)
-    raise RsrBenchError(f"{archive} is neither a zip nor a tar archive (truncated download?)")
+        extract = _extract_zip
+    elif tarfile.is_tarfile(archive):
+        extract = _extract_tar
+    else:
+        raise RsrBenchError(f"{archive} is neither a zip nor a tar archive (truncated download?)")
+    if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
+        raise RsrBenchError(f"cannot extract {archive.name} into {dest}: it exists and is not empty "
+                            "(rsr-bench never extracts over existing files)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=dest.parent))
+    try:
+        written = extract(archive, tmp)
+        _check_tree(archive, tmp)
+        if dest.is_dir():
+            dest.rmdir()  # empty, checked above
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # ours; rmtree removes links, never follows them
+        raise
+    return [dest / p.relative_to(tmp) for p in written]
 
 
 def read_member(archive: Path, member: str) -> bytes:
@@ -264,7 +287,7 @@ def _clean_name(archive: Path, name: str) -> str | None:
 
 
 def _check_link(archive: Path, name: str, rel: str, target: str, *, hard: bool) -> str:
-    """Validate a link target; return it as a path relative to the archive root."""
+    """Validate a link target lexically; return it as a path relative to the archive root."""
     norm = target.replace("\\", "/")
     kind = "hard link" if hard else "symbolic link"
     if not norm or norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
@@ -276,9 +299,82 @@ def _check_link(archive: Path, name: str, rel: str, target: str, *, hard: bool) 
     return resolved
 
 
-def _inside(dest_real: str, path: Path) -> bool:
+class _LinkLoop(Exception):
+    pass
+
+
+def _resolve(links: Mapping[str, str], path: str, depth: int = 0) -> str | None:
+    """``path`` (relative to the extraction root) resolved through the archive's symbolic links
+    ``{link path: target}``, as the file system will once they exist; ``None`` if it leaves the
+    root. Raises :class:`_LinkLoop` on a cycle."""
+    if depth > 40:  # the kernel's own limit on nested links
+        raise _LinkLoop
+    stack: list[str] = []
+    for part in path.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return None
+            stack.pop()
+            continue
+        here = "/".join([*stack, part])
+        if here not in links:
+            stack.append(part)
+            continue
+        resolved = _resolve(links, posixpath.join("/".join(stack), links[here]), depth + 1)
+        if resolved is None:
+            return None
+        stack = resolved.split("/") if resolved else []
+    return "/".join(stack)
+
+
+def _check_plan(archive: Path, plan: list[_Entry]) -> None:
+    """Checks that need the whole archive: nothing is written through or over a link, and every
+    link resolves inside the root once all links exist (a link may go through a later one)."""
+    links: dict[str, str] = {}
+    made: set[str] = set()  # every planned path and each folder above one
+    for name, rel, kind, target, _ in plan:
+        if rel is None:
+            continue
+        parts = rel.split("/")
+        above = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        through = next((p for p in above if p in links), None)
+        if through is not None:
+            raise _unsafe(archive, name, f"would be written through the symbolic link {through!r} of the archive")
+        if rel in links:
+            raise _unsafe(archive, name, f"would overwrite the symbolic link {rel!r} of the archive")
+        if kind == "symlink" and rel in made:
+            raise _unsafe(archive, name, f"is a symbolic link that would replace {rel!r}, written before it")
+        if kind == "symlink":
+            links[rel] = str(target).replace("\\", "/")
+        made.update([*above, rel])
+    for name, rel, kind, target, _ in plan:
+        if kind not in ("symlink", "hardlink"):
+            continue
+        path = posixpath.join(posixpath.dirname(str(rel)), str(target)) if kind == "symlink" else str(target)
+        try:
+            inside = _resolve(links, path) is not None
+        except _LinkLoop:
+            raise _unsafe(archive, name, f"is part of a symbolic link loop ({target!r})") from None
+        if not inside:
+            raise _unsafe(archive, name, f"is a link to {target!r}, which leaves the target folder through the "
+                          "archive's other links")
+
+
+def _inside(dest_real: str, path: str | os.PathLike) -> bool:
     real = os.path.realpath(path)
     return real == dest_real or real.startswith(dest_real + os.sep)
+
+
+def _check_tree(archive: Path, root: Path) -> None:
+    """The extracted tree as it is on disk: every symbolic link resolves inside ``root``."""
+    root_real = os.path.realpath(root)
+    for folder, dirs, files in os.walk(root):
+        for entry in (*dirs, *files):
+            path = os.path.join(folder, entry)
+            if os.path.islink(path) and not _inside(root_real, path):
+                raise _unsafe(archive, os.path.relpath(path, root), "resolves outside the target folder")
 
 
 def _prepare(archive: Path, name: str, dest: Path, dest_real: str, rel: str) -> Path:
@@ -336,34 +432,42 @@ def _extract_tar(archive: Path, dest: Path) -> list[Path]:
 
 def _write(archive: Path, dest: Path, plan: list[_Entry]) -> list[Path]:
     """Write a fully checked plan (nothing is written before every member passed its checks)."""
+    _check_plan(archive, plan)
     dest.mkdir(parents=True, exist_ok=True)
     dest_real = os.path.realpath(dest)
     written: list[Path] = []
     for name, rel, kind, target, opener in plan:
         if rel is None:
             continue
-        out = _prepare(archive, name, dest, dest_real, rel)
-        if kind == "symlink":
-            _make_symlink(archive, name, out, str(target), dest_real)
-        elif kind == "hardlink":
-            src = dest / str(target)
-            if not src.is_file() or not _inside(dest_real, src):
-                raise _unsafe(archive, name, f"is a hard link to {target!r}, which is not a regular file "
-                              "extracted before it")
-            shutil.copyfile(src, out)  # a copy, never a link to something outside
-        elif kind == "dir":
-            out.mkdir(exist_ok=True)
-        else:
-            with opener() as fh, open(out, "wb") as dst:  # type: ignore[misc]
-                shutil.copyfileobj(fh, dst, CHUNK)
-        written.append(out)
+        try:
+            written.append(_write_member(archive, (name, rel, kind, target, opener), dest, dest_real))
+        except OSError as exc:  # a folder where a file goes, a full disk, ...
+            raise RsrBenchError(f"cannot extract {archive}: member {name!r}: {exc.strerror or exc}") from None
     return written
+
+
+def _write_member(archive: Path, entry: _Entry, dest: Path, dest_real: str) -> Path:
+    name, rel, kind, target, opener = entry
+    out = _prepare(archive, name, dest, dest_real, str(rel))
+    if kind == "symlink":
+        _make_symlink(archive, name, out, str(target), dest_real)
+    elif kind == "hardlink":
+        src = dest / str(target)
+        if not src.is_file() or not _inside(dest_real, src):
+            raise _unsafe(archive, name, f"is a hard link to {target!r}, which is not a regular file "
+                          "extracted before it")
+        shutil.copyfile(src, out)  # a copy, never a link to something outside
+    elif kind == "dir":
+        out.mkdir(exist_ok=True)
+    else:
+        with opener() as fh, open(out, "wb") as dst:  # type: ignore[misc]
+            shutil.copyfileobj(fh, dst, CHUNK)
+    return out
 
 
 def _make_symlink(archive: Path, name: str, out: Path, target: str, dest_real: str) -> None:
     # Check the real resolution too: a link inside the archive may already redirect the parent.
-    resolved = os.path.realpath(os.path.join(os.path.realpath(out.parent), target))
-    if not (resolved == dest_real or resolved.startswith(dest_real + os.sep)):
+    if not _inside(dest_real, os.path.join(os.path.realpath(out.parent), target)):
         raise _unsafe(archive, name, f"is a symbolic link pointing outside the target folder ({target!r})")
     if out.exists() or out.is_symlink():
         out.unlink()

@@ -34,13 +34,15 @@ import json
 import math
 import random
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_json, sha256_file
 from ..errors import ConfigError, RsrBenchError
+from ..files import atomic_write_json, sha256_file
+from .datasets import relative_inside
 
 DEFAULT_RULE: dict[str, Any] = {
     "annotations": "WIDER_FACE/wider_face_split/wider_face_val_bbx_gt.txt",
@@ -195,8 +197,6 @@ def build_faces(
     ``out_dir`` is replaced only once every crop is written (built in a sibling temp folder), so
     an interrupted build never leaves a half-filled dataset behind.
     """
-    from PIL import Image
-
     rule = rule_from(options, count)
     ann = _locate(data_root, rule["annotations"], want_dir=False)
     images = _locate(data_root, rule["images"], want_dir=True)
@@ -211,10 +211,36 @@ def build_faces(
         raise RsrBenchError(
             f"faces_wider: {out_dir} exists and was not built by rsr-bench; move it away and re-run"
         )
-    tmp = out_dir.with_name(out_dir.name + ".building")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    try:
+        records = _write_crops(chosen, images, ann, rule, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # ours, made just above
+        raise
+    manifest = {
+        "dataset_builder": "faces_wider",
+        "version": version,
+        "rule": rule,
+        "annotations_sha256": sha256_file(ann),
+        "selection": records,
+    }
+    atomic_write_json(tmp / HIDDEN_MANIFEST, manifest)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # built by rsr-bench (checked above)
+    tmp.rename(out_dir)
+    manifest_path = Path(options.get("manifest")) if options and options.get("manifest") else None
+    manifest_path = data_root / relative_inside(manifest_path, "faces_wider: manifest") if manifest_path \
+        else out_dir.parent / MANIFEST_NAME
+    atomic_write_json(manifest_path, manifest)
+    say(f"FACES_rw: wrote {len(records)} crops to {out_dir} (version {version}; selection in {manifest_path})")
+    return manifest
+
+
+def _write_crops(chosen: list[Face], images: Path, ann: Path, rule: Mapping[str, Any], tmp: Path) -> list[dict]:
+    """Crop every chosen face from its image into ``tmp``; one record per crop."""
+    from PIL import Image
+
     records = []
     for idx, face in enumerate(chosen):
         src = images / face.file
@@ -227,19 +253,4 @@ def build_faces(
         records.append({"id": image_id, "file": face.file, "box": [face.x, face.y, face.w, face.h],
                         "crop": list(box), "blur": face.blur, "expression": face.expression,
                         "illumination": face.illumination})
-    manifest = {
-        "dataset_builder": "faces_wider",
-        "version": version,
-        "rule": rule,
-        "annotations_sha256": sha256_file(ann),
-        "selection": records,
-    }
-    atomic_write_json(tmp / HIDDEN_MANIFEST, manifest)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    manifest_path = Path(options.get("manifest")) if options and options.get("manifest") else None
-    manifest_path = data_root / manifest_path if manifest_path else out_dir.parent / MANIFEST_NAME
-    atomic_write_json(manifest_path, manifest)
-    say(f"FACES_rw: wrote {len(records)} crops to {out_dir} (version {version}; selection in {manifest_path})")
-    return manifest
+    return records
