@@ -12,8 +12,14 @@ policy so that results never depend on which library happened to decode a file:
   so 16-bit files are decoded with OpenCV).
 - Palette (``P``), ``CMYK``, ``YCbCr`` and other modes are converted to RGB by Pillow.
 - Everything else is divided by 255. The result is a float32 ``(3, H, W)`` tensor in [0, 1].
+- **Maximum size**: an image larger than :data:`DEFAULT_MAX_PIXELS` (2**27 = 134,217,728
+  pixels, e.g. 16384x8192; a 108-megapixel phone photo fits) is refused from its header, before
+  a single pixel is decoded, so a 69-byte PNG claiming 30000x30000 (a decompression bomb) costs
+  nothing. Decoded, the limit is ~1.6 GB of float32. ``RSR_BENCH_MAX_PIXELS`` overrides it
+  (``0``: no limit); Pillow's own, lower bomb limit is replaced by this one while we decode.
 
-Any failure raises :class:`~rsr_bench.errors.ImageError` naming the file and the problem.
+Any failure raises :class:`~rsr_bench.errors.ImageError` naming the file and the problem, so a
+bad file is one failed image, never the end of a run.
 
 ``imresize``: SR benchmarks make their LR inputs with MATLAB's ``imresize(img, 1/4, 'bicubic')``
 and the paper's "Bicubic" row upsamples with the same function. PIL, OpenCV and
@@ -27,9 +33,11 @@ normalised to sum to one.
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,11 +45,35 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ConfigError, ImageError
 from .files import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The largest image decoded unless ``RSR_BENCH_MAX_PIXELS`` says otherwise (see the module policy).
+DEFAULT_MAX_PIXELS = 1 << 27
+MAX_PIXELS_ENV = "RSR_BENCH_MAX_PIXELS"
+_PIL_OPEN = threading.Lock()  # guards the moment Pillow's global bomb limit is lifted for our check
+
+
+def max_pixels() -> int | None:
+    """The decode limit in pixels: ``RSR_BENCH_MAX_PIXELS`` (``0``: none), else the default."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    if not raw.isdigit():
+        raise ConfigError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: expected a number of pixels "
+                          "(0 = no limit)")
+    return int(raw) or None
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    limit = max_pixels()
+    if limit is not None and width * height > limit:
+        raise ImageError(
+            f"{path}: {width}x{height} = {width * height:,} pixels exceeds the maximum of {limit:,} pixels per "
+            f"image (a decompression bomb, or a larger image than allowed: raise {MAX_PIXELS_ENV}, 0 = no limit)"
+        )
 
 
 def _png_bit_depth(data: bytes) -> int | None:
@@ -53,7 +85,11 @@ def _png_bit_depth(data: bytes) -> int | None:
 def _decode_16bit_png(data: bytes, path: Path) -> np.ndarray:
     import cv2
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    _check_size(path, int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))  # IHDR
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except Exception as exc:  # noqa: BLE001 - cv2.error, MemoryError: a bad file is one failed image
+        raise ImageError(f"{path}: cannot decode 16-bit PNG ({type(exc).__name__}: {exc})") from None
     if arr is None:
         raise ImageError(f"{path}: cannot decode 16-bit PNG (corrupt or truncated)")
     if arr.ndim == 2:
@@ -66,9 +102,25 @@ def _decode_16bit_png(data: bytes, path: Path) -> np.ndarray:
     return arr.astype(np.float32) / scale
 
 
+def _open_pil(data: bytes, path: Path) -> Image.Image:
+    """Open lazily (header only) and apply our size limit before anything is decoded."""
+    with _PIL_OPEN:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours replaces Pillow's (may be higher)
+        try:
+            im = Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    try:
+        _check_size(path, *im.size)
+    except ImageError:
+        im.close()
+        raise
+    return im
+
+
 def _decode_pil(data: bytes, path: Path) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _open_pil(data, path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -85,8 +137,12 @@ def _decode_pil(data: bytes, path: Path) -> np.ndarray:
             return np.asarray(im, dtype=np.float32) / 255.0
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a recognised image file") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(f"{path}: not enough memory to decode this image") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise OSError, SyntaxError, struct.error, ...
+        raise ImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
 
 
 def read_image_array(path: str | os.PathLike) -> np.ndarray:
@@ -164,12 +220,31 @@ def match_hr_to_lr(hr: torch.Tensor, lr_hw: tuple[int, int], scale: int, hr_path
     )
 
 
+def scan_images(folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """Image files in ``folder`` (not recursive, sorted by name, hidden files ignored), and the
+    image-named entries that cannot be read, each as ``"name (why)"``: dangling symbolic links
+    and link loops, which would otherwise vanish from a dataset without a word."""
+    images: list[Path] = []
+    skipped: list[str] = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if p.is_file():
+            images.append(p)
+        elif p.is_symlink():
+            try:
+                os.stat(p)
+            except OSError as exc:
+                why = ("symbolic link loop" if exc.errno == errno.ELOOP else
+                       f"dangling symbolic link to {os.readlink(p)}" if exc.errno == errno.ENOENT else
+                       f"symbolic link that cannot be followed: {exc.strerror}")
+                skipped.append(f"{p.name} ({why})")
+    return images, skipped
+
+
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files in ``folder`` (not recursive), sorted by name; hidden files ignored."""
-    folder = Path(folder)
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    return scan_images(folder)[0]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:

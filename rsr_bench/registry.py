@@ -10,6 +10,23 @@ from typing import Any
 
 from .errors import ConfigError, UnknownNameError
 
+#: Characters a registered name may not hold: a name becomes a folder of the results store
+#: (path separators), a term of :func:`select` (``,`` and glob characters) and part of a
+#: ``method|dataset`` key.
+UNSAFE_NAME_CHARS = "/\\,*?[]|"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be registered (a sentence fragment), or ``None`` when it can."""
+    if not name or name.strip() != name:
+        return "must be non-empty, without leading or trailing spaces"
+    if name in (".", ".."):
+        return "cannot be '.' or '..'"
+    bad = sorted({c for c in name if c in UNSAFE_NAME_CHARS or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        return f"contains {''.join(bad)!r}; a name cannot hold any of {UNSAFE_NAME_CHARS} or control characters"
+    return None
+
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """A short suggestion suffix for an unknown ``name`` ("" when nothing is close)."""

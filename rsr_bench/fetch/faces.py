@@ -246,10 +246,13 @@ def _write_crops(chosen: list[Face], images: Path, ann: Path, rule: Mapping[str,
         src = images / face.file
         if not src.is_file():
             raise RsrBenchError(f"faces_wider: image {src} listed in {ann.name} is missing")
-        with Image.open(src) as im:
-            box = crop_box(face, im.width, im.height, float(rule["margin"]))
-            image_id = f"{idx:03d}_{Path(face.file).stem}"
-            im.convert("RGB").crop(box).save(tmp / f"{image_id}.png")
+        image_id = f"{idx:03d}_{Path(face.file).stem}"
+        try:
+            with Image.open(src) as im:  # as stored: the annotation boxes ignore EXIF orientation
+                box = crop_box(face, im.width, im.height, float(rule["margin"]))
+                im.convert("RGB").crop(box).save(tmp / f"{image_id}.png")
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise RsrBenchError(f"faces_wider: cannot read {src}: {exc}") from None
         records.append({"id": image_id, "file": face.file, "box": [face.x, face.y, face.w, face.h],
                         "crop": list(box), "blur": face.blur, "expression": face.expression,
                         "illumination": face.illumination})
