@@ -51,7 +51,6 @@ import posixpath
 import random
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ from ..errors import ConfigError, RsrBenchError
 from ..files import atomic_write_json, sha256_file
 from ..image import list_images
 from ..registry import did_you_mean
-from .download import DownloadError, download_file, safe_extract
+from .download import DownloadError, download_file, fresh_dir, safe_extract
 
 FETCH_KEYS = {"archives", "derive"}
 ARCHIVE_KEYS = {"url", "mirrors", "filename", "sha256", "size", "role", "subdir", "select", "extract_to"}
@@ -346,9 +345,7 @@ def move_aside(path: Path, say: Say) -> Path:
 @contextmanager
 def _staging(data_root: Path, label: str) -> Iterator[Path]:
     """A fresh folder under ``<data_root>/.staging/``, removed afterwards (it only holds our files)."""
-    base = data_root / STAGING_DIR
-    base.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=base))
+    path = fresh_dir(data_root / STAGING_DIR, f"{label}-")
     try:
         yield path
     finally:
@@ -473,8 +470,7 @@ def _install_images(spec: Any, arch: Archive, path: Path, target: Path, data_roo
         if selection:
             say(f"{spec.name}: archive has {selection['from']} images; keeping {selection['count']} "
                 f"({selection['rule']})")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+        building = fresh_dir(target.parent, f".{target.name}.building-")
         try:
             for p in images:
                 os.replace(p, building / p.name)

@@ -23,10 +23,10 @@ import http.client
 import os
 import posixpath
 import re
+import secrets
 import shutil
 import stat
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -242,8 +242,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
     if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
         raise RsrBenchError(f"cannot extract {archive.name} into {dest}: it exists and is not empty "
                             "(rsr-bench never extracts over existing files)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=dest.parent))
+    tmp = fresh_dir(dest.parent, f".{dest.name}.extracting-")
     try:
         written = extract(archive, tmp)
         _check_tree(archive, tmp)
@@ -254,6 +253,22 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
         shutil.rmtree(tmp, ignore_errors=True)  # ours; rmtree removes links, never follows them
         raise
     return [dest / p.relative_to(tmp) for p in written]
+
+
+def fresh_dir(parent: Path, prefix: str) -> Path:
+    """Create and return a new, empty folder ``<parent>/<prefix><random>``.
+
+    Unlike :func:`tempfile.mkdtemp` (mode 0700) it gets the permissions of any new folder (the
+    umask): it is renamed into place as a dataset or report folder that others may need to read.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
 
 
 def read_member(archive: Path, member: str) -> bytes:

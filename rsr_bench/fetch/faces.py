@@ -34,7 +34,6 @@ import json
 import math
 import random
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any
 from ..errors import ConfigError, RsrBenchError
 from ..files import atomic_write_json, sha256_file
 from .datasets import relative_inside
+from .download import fresh_dir
 
 DEFAULT_RULE: dict[str, Any] = {
     "annotations": "WIDER_FACE/wider_face_split/wider_face_val_bbx_gt.txt",
@@ -211,8 +211,7 @@ def build_faces(
         raise RsrBenchError(
             f"faces_wider: {out_dir} exists and was not built by rsr-bench; move it away and re-run"
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    tmp = fresh_dir(out_dir.parent, f".{out_dir.name}.building-")
     try:
         records = _write_crops(chosen, images, ann, rule, tmp)
     except BaseException:

@@ -2,27 +2,39 @@
 
 Reads only the results store and its SR PNGs; never runs a model. The report folder is
 self-contained (relative links only), so it can be zipped, mailed or opened from ``file://``.
+
+A rebuild never leaves a half-written report: the new one is built in a temporary sibling
+(``.<name>.building-*``) and swapped in whole (atomically where the OS can exchange two folders,
+Linux's ``renameat2``), so a killed rebuild leaves the previous ``index.html`` with every image
+it points at. Files a user put into the report folder are carried into the new one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_text
 from ..errors import ConfigError
+from ..fetch.download import fresh_dir
+from ..files import atomic_write_text
 from ..store import is_store
-from .exports import write_exports
+from .exports import EXPORT_FILES, write_exports
 from .model import ReportData, load_report_data
 from .tables import build_table
 
 FORMATS = ("html", "csv", "md", "tex")
 ASSETS = "assets"
-MARKER = ".rsr-bench-report"  # marks a folder we may clean on rebuild
+MARKER = ".rsr-bench-report"  # marks a folder rsr-bench writes and may rebuild
+INDEX = "index.html"
+#: What a report build writes at the top of its folder; anything else there is the user's.
+REPORT_FILES = frozenset({INDEX, ASSETS, MARKER, *(f for names in EXPORT_FILES.values() for f in names)})
 
 
 def parse_formats(formats: str | Iterable[str]) -> set[str]:
@@ -35,17 +47,80 @@ def parse_formats(formats: str | Iterable[str]) -> set[str]:
     return chosen
 
 
-def _prepare_out(out_dir: Path) -> None:
-    """Create ``out_dir``; clear stale assets of an earlier report there, never anything else."""
+def _check_out(out_dir: Path) -> Path:
+    """The report folder to (re)build: absent, empty or an earlier report (a link is followed)."""
+    out_dir = out_dir.resolve() if out_dir.is_symlink() else out_dir
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"report output {out_dir} exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise ConfigError(f"report output {out_dir} is a non-empty folder that is not an rsr-bench report; "
                           "choose another --out")
-    if (out_dir / ASSETS).is_dir():
-        shutil.rmtree(out_dir / ASSETS)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MARKER).write_text("written by rsr-bench report; this folder is rebuilt on each report\n")
+    return out_dir
+
+
+def _ours_only(folder: Path) -> bool:
+    """A folder a report build made (marker) that holds nothing but what builds write."""
+    return (folder / MARKER).is_file() and all(p.name in REPORT_FILES for p in folder.iterdir())
+
+
+@contextmanager
+def _building(out_dir: Path) -> Iterator[Path]:
+    """A fresh sibling to build the report in; swapped in for ``out_dir`` when the block ends
+    normally, removed when it does not. Leftovers of killed builds are removed first, unless
+    they hold something a build does not write."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.parent.glob(f".{out_dir.name}.building-*"):
+        if old.is_dir() and not old.is_symlink() and _ours_only(old):
+            shutil.rmtree(old)
+    tmp = fresh_dir(out_dir.parent, f".{out_dir.name}.building-")
+    try:
+        (tmp / MARKER).write_text("written by rsr-bench report; this folder is rebuilt on each report\n")
+        yield tmp
+        if out_dir.is_dir():
+            for entry in out_dir.iterdir():  # the user's own files travel into the new report
+                if entry.name not in REPORT_FILES and not (tmp / entry.name).exists():
+                    _copy(entry, tmp / entry.name)
+        _swap_in(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True)
+    else:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _swap_in(new: Path, out_dir: Path) -> None:
+    """Put the finished report ``new`` at ``out_dir``; the previous report is removed afterwards
+    (it is a report folder or empty: checked before building). ``new`` no longer exists after."""
+    if not out_dir.exists():
+        os.rename(new, out_dir)
+        return
+    if _exchange(new, out_dir):
+        shutil.rmtree(new)  # now the previous report
+        return
+    old = fresh_dir(out_dir.parent, f".{out_dir.name}.building-")
+    old.rmdir()
+    os.rename(out_dir, old)  # a kill here leaves both as hidden siblings; the next build tidies up
+    os.rename(new, out_dir)
+    shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the OS or file system cannot, so the caller falls back to two renames."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 @dataclass(frozen=True)
@@ -81,15 +156,25 @@ def build_report(store_root: str | os.PathLike, out_dir: str | os.PathLike, opti
         raise ConfigError(f"{store_root} is not a results store (no cells/ folder); run `rsr-bench run` "
                           "first or pass --store")
     fmts = parse_formats(opts.formats)
-    out = Path(out_dir)
-    _prepare_out(out)
+    final = _check_out(Path(out_dir))
     if data is None:
         data = load_report_data(store_root, methods=opts.methods, datasets=opts.datasets, metrics=opts.metrics,
                                 highlight=opts.highlight)
+    with _building(final) as out:
+        html = _write_report(data, opts, fmts, out, store_root)
+    return final / INDEX if html else final
+
+
+def _write_report(data: ReportData, opts: ReportOptions, fmts: set[str], out: Path, store_root: Path) -> bool:
+    """Write every requested part into the (temporary) folder ``out``; whether HTML was written."""
+    from .robust import build_robust_section, insert_section, split
+
+    data, robust_data = split(data)  # derived (corrupted/attacked) sets get their own section
     table = build_table(data)
     written = write_exports(data, table, out, fmts)
+    robust = build_robust_section(robust_data, out, ASSETS, fmts, plots=opts.plots) if robust_data is not None else None
     if "html" not in fmts:
-        return out
+        return False
 
     from .grids import build_grids
     from .html import render_html
@@ -101,6 +186,6 @@ def build_report(store_root: str | os.PathLike, out_dir: str | os.PathLike, opti
     downloads = [(label, p.name) for label, p in written.items()]
     html = render_html(data, table, plots=plot_list, grids=grids, downloads=downloads,
                        title=opts.title or f"rsr-bench report: {store_root.resolve().name}")
-    index = out / "index.html"
-    atomic_write_text(index, html)
-    return index
+    html = insert_section(html, robust)
+    atomic_write_text(out / INDEX, html)
+    return True

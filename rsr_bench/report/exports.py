@@ -4,6 +4,11 @@ All of them render the same :class:`~rsr_bench.report.tables.GenTable`, so highl
 in-domain marks agree with the HTML. Markdown marks best in bold and second best in italics;
 LaTeX uses the paper's red/blue via ``\\best``/``\\second`` macros defined in a header comment,
 so a paper can restyle them in one place.
+
+CSV cells that hold text (method, dataset and metric names come from users' cards, datasets
+files and folders) go through :func:`csv_cell`: a spreadsheet evaluates a cell starting with
+``=``, ``+``, ``-`` or ``@`` as a formula (CSV injection), so such text gets a leading apostrophe;
+numbers are written as numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +25,18 @@ from .tables import AVERAGE, GenTable, metric_label
 
 IN_DOMAIN_MARK = "†"
 LONG_COLUMNS = ["method", "dataset", "metric", "mean", "std", "n"]
+#: The files each export format writes into a report folder.
+EXPORT_FILES = {"csv": ("results_long.csv", "table.csv"), "md": ("table.md",), "tex": ("table.tex",)}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """One CSV cell: numbers as they are, text prefixed with ``'`` when a spreadsheet would
+    evaluate it as a formula (it starts with ``= + - @``, a tab or a carriage return)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def long_csv(data: ReportData) -> str:
@@ -35,9 +52,10 @@ def long_csv(data: ReportData) -> str:
                   key=lambda r: (order_m.get(r.method, 0), order_d.get(r.dataset, 0), order_x.get(r.metric, 0)))
     for r in rows:
         dom = data.in_domain(r.method, r.dataset)
-        w.writerow([r.method, r.dataset, r.metric, repr(float(r.mean)),
-                    repr(float(r.std)) if not (isinstance(r.std, float) and math.isnan(r.std)) else "",
-                    int(r.n), failed.get((r.method, r.dataset, r.metric), 0), "" if dom is None else str(dom).lower()])
+        w.writerow([csv_cell(v) for v in (
+            r.method, r.dataset, r.metric, float(r.mean),
+            float(r.std) if not (isinstance(r.std, float) and math.isnan(r.std)) else "",
+            int(r.n), failed.get((r.method, r.dataset, r.metric), 0), "" if dom is None else str(dom).lower())])
     return buf.getvalue()
 
 
@@ -45,10 +63,10 @@ def wide_csv(table: GenTable) -> str:
     """The paper layout as CSV: one row per checkpoint, ``metric|dataset`` columns, full precision."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "family", "tag", "trained_on"] + [c.key for c in table.columns])
+    w.writerow([csv_cell(v) for v in ["method", "family", "tag", "trained_on", *(c.key for c in table.columns)]])
     for r in table.rows:
-        w.writerow([r.method.name, r.method.family, r.method.tag, ";".join(r.method.trained_on)]
-                   + ["" if c.value is None else repr(c.value) for c in r.cells])
+        w.writerow([csv_cell(v) for v in [r.method.name, r.method.family, r.method.tag, ";".join(r.method.trained_on),
+                                          *("" if c.value is None else float(c.value) for c in r.cells)]])
     return buf.getvalue()
 
 
@@ -137,18 +155,15 @@ def write_exports(data: ReportData, table: GenTable, out_dir: Path, formats: set
     """Write the requested table exports into ``out_dir``; returns {label: path}."""
     from ..files import atomic_write_text
 
+    exports = {"csv": [("CSV (long: method, dataset, metric, mean, std, n)", lambda: long_csv(data)),
+                       ("CSV (table layout)", lambda: wide_csv(table))],
+               "md": [("Markdown", lambda: markdown(table))],
+               "tex": [("LaTeX (booktabs)", lambda: latex(table))]}
     written: dict[str, Path] = {}
-    if "csv" in formats:
-        written["CSV (long: method, dataset, metric, mean, std, n)"] = out_dir / "results_long.csv"
-        atomic_write_text(out_dir / "results_long.csv", long_csv(data))
-        written["CSV (table layout)"] = out_dir / "table.csv"
-        atomic_write_text(out_dir / "table.csv", wide_csv(table))
-    if "md" in formats:
-        written["Markdown"] = out_dir / "table.md"
-        atomic_write_text(out_dir / "table.md", markdown(table))
-    if "tex" in formats:
-        written["LaTeX (booktabs)"] = out_dir / "table.tex"
-        atomic_write_text(out_dir / "table.tex", latex(table))
+    for fmt in (f for f in EXPORT_FILES if f in formats):
+        for name, (label, render) in zip(EXPORT_FILES[fmt], exports[fmt]):
+            written[label] = out_dir / name
+            atomic_write_text(out_dir / name, render())
     return written
 
 

@@ -9,6 +9,10 @@ whatever the image sizes; the crop is stored at native resolution and shown enla
 
 Images are picked where the methods disagree most (per-image metric spread across methods,
 cheap: no pixels read), and the crop where their outputs differ most (per-pixel spread).
+
+Every image is decoded by the harness's policy (:func:`rsr_bench.image.read_image_array`, with
+its size limit); one that is missing or cannot be decoded (a truncated SR PNG in a damaged
+store, an unreadable input named by ``--images``) becomes a panel that says why, never an error.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from ..errors import ImageError
+from ..image import read_image_array
 from .model import ReportData
 from .tables import family_label, metric_label
 
@@ -122,11 +128,18 @@ def resolve_requested(data: ReportData, requested: Sequence[str]) -> list[tuple[
     return out
 
 
-def _load_rgb(path: Path | None) -> np.ndarray | None:
+Loaded = tuple["np.ndarray | None", "str | None"]
+"""An image as uint8 ``(H, W, 3)``, or ``None`` and why not (``None`` too: no file, nothing to say)."""
+
+
+def _load_rgb(path: str | Path | None) -> Loaded:
     if path is None or not Path(path).is_file():
-        return None
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+        return None, None
+    try:
+        arr = read_image_array(path)
+    except ImageError as exc:
+        return None, f"cannot be decoded: {exc}"
+    return np.rint(arr * 255.0).astype(np.uint8), None
 
 
 def auto_crop(images: list[np.ndarray], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -174,24 +187,25 @@ def _record(data: ReportData, method: str, dataset: str, image: str) -> dict:
 
 
 def _sources(data: ReportData, methods: Sequence[str], dataset: str, image: str
-             ) -> tuple[dict[str, np.ndarray | None], np.ndarray | None, np.ndarray | None]:
-    """Every method's SR output (None where missing), and the LR input and GT its records name."""
+             ) -> tuple[dict[str, Loaded], Loaded, Loaded]:
+    """Every method's SR output, and the LR input and GT its records name (each with why it is missing)."""
     from .. import store
 
-    srs: dict[str, np.ndarray | None] = {}
+    srs: dict[str, Loaded] = {}
     lr_path = hr_path = None
     for m in methods:
         try:
             srs[m] = _load_rgb(store.sr_path(data.store_root, m, dataset, image))
         except ValueError:
-            srs[m] = None
+            srs[m] = None, None
         rec = _record(data, m, dataset, image)
         lr_path = lr_path or rec.get("lr_path")
         hr_path = hr_path or rec.get("hr_path")
-    return srs, _load_rgb(Path(lr_path)) if lr_path else None, _load_rgb(Path(hr_path)) if hr_path else None
+    return srs, _load_rgb(lr_path), _load_rgb(hr_path)
 
 
-def _method_panel(data: ReportData, method: str, dataset: str, image: str, crop: str | None, has_output: bool) -> Panel:
+def _method_panel(data: ReportData, method: str, dataset: str, image: str, crop: str | None, has_output: bool,
+                  problem: str | None = None) -> Panel:
     """One method's panel: its crop and per-image metrics, or why there is none."""
     info = data.methods[method]
     label, kind = family_label(info.family), data.frame_kind(method, dataset)
@@ -199,7 +213,9 @@ def _method_panel(data: ReportData, method: str, dataset: str, image: str, crop:
     if (method, dataset) in data.skipped:
         return Panel(label, sub, kind, note=f"not run: {data.skipped[(method, dataset)]}")
     note = None
-    if not has_output:
+    if problem:
+        note = f"SR output {problem}"
+    elif not has_output:
         errs = data.errors()
         msgs = errs[(errs["method"] == method) & (errs["dataset"] == dataset) & (errs["image"] == image)]["message"]
         note = "no output: " + ("; ".join(map(str, msgs)) if len(msgs) else "SR image missing")
@@ -224,7 +240,8 @@ def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Pa
     from .tables import table_methods
 
     methods = [m for m in table_methods(data) if (m, dataset) in data.manifests or (m, dataset) in data.skipped]
-    srs, lr, hr = _sources(data, methods, dataset, image)
+    loaded, (lr, lr_problem), (hr, hr_problem) = _sources(data, methods, dataset, image)
+    srs = {m: arr for m, (arr, _) in loaded.items()}
     present = [a for a in srs.values() if a is not None]
     if present:
         h, w = present[0].shape[:2]
@@ -249,11 +266,12 @@ def build_grid(data: ReportData, dataset: str, image: str, why: str, out_dir: Pa
         return f"{assets}/grids/{name}"
 
     panels = [Panel("Input", f"bicubic ×{max(1, round(w / lr.shape[1])) if lr is not None else '?'}", "input",
-                    save_crop(up, "input"), note=None if up is not None else "input image not found")]
+                    save_crop(up, "input"), note=None if up is not None else f"input image {lr_problem or 'not found'}")]
     panels += [_method_panel(data, m, dataset, image, None if (m, dataset) in data.skipped else save_crop(srs.get(m), m),
-                             srs.get(m) is not None) for m in methods]
-    if hr is not None:
-        panels.append(Panel("GT", "ground truth", "gt", save_crop(hr, "gt")))
+                             srs.get(m) is not None, loaded[m][1]) for m in methods]
+    if hr is not None or hr_problem:
+        panels.append(Panel("GT", "ground truth", "gt", save_crop(hr, "gt"),
+                            note=f"ground truth {hr_problem}" if hr_problem else None))
     overview = None
     if hr is not None or up is not None:
         overview = f"{assets}/grids/{stem}_overview.jpg"
