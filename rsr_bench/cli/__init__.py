@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "train": "rsr_bench.cli.train:train_command",
     "check": "rsr_bench.cli.check:check_command",
     "paper": "rsr_bench.cli.paper:paper_command",
+    "robust": "rsr_bench.cli.robust:robust_command",
 }
 
 
