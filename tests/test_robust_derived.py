@@ -7,6 +7,8 @@ Planted bugs this module catches (each tried by hand, one at a time):
 - ``--limit`` ignored by generation (all images corrupted) or applied twice;
 - an image too small for a level crashing the set instead of being recorded and left out;
 - a cache reused after the base set changed on disk (listing not in the cache key);
+- a cache reused after an image's content changed at the same size (source sha256 not checked),
+  or the stale LR file left in the folder for the runner to evaluate;
 - white-box names resolving through the registry (their inputs depend on the method).
 """
 
@@ -27,8 +29,11 @@ from rsr_bench.robust.derived import GenerationContext, generation_context, gene
 
 
 @pytest.fixture()
-def paired(tmp_path: Path) -> Path:
-    """A user paired set of two demo photographs (64x64 LR, 256x256 HR) plus a datasets file."""
+def paired(tmp_path: Path, monkeypatch) -> Path:
+    """A user paired set of two demo photographs (64x64 LR, 256x256 HR) plus a datasets file, with
+    a private cache: the folder key (set name, file names and sizes) is the same in every pytest
+    tmp dir, so the shared CI cache would otherwise hold the images an earlier run generated."""
+    monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
     lr_src, hr_src = ensure_demo_dataset("demo_clean")
     for sub in ("LR", "HR"):
         (tmp_path / "mine" / sub).mkdir(parents=True)
@@ -102,6 +107,32 @@ def test_a_changed_base_set_gets_a_new_cache(paired):
     Image.fromarray(np.full((256, 256, 3), 90, np.uint8)).save(paired.parent / "mine" / "HR" / "zz.png")
     second = _resolve("mine~jpeg@1", paired).lr_dir
     assert first != second and (second / "zz.png").is_file()
+
+
+def test_same_size_content_change_is_made_again(paired):
+    lr = paired.parent / "mine" / "LR" / "coffee.png"
+    img = np.array(Image.open(lr))
+    Image.fromarray(img).save(lr, compress_level=0)  # stored, not deflated: size set by the shape
+    size = lr.stat().st_size
+    first = _resolve("mine~jpeg@2", paired).lr_dir
+    before = (first / "coffee.png").read_bytes()
+    Image.fromarray(255 - img).save(lr, compress_level=0)
+    assert lr.stat().st_size == size
+    second = _resolve("mine~jpeg@2", paired).lr_dir
+    assert second == first  # same key: only the source hash tells the difference
+    assert (second / "coffee.png").read_bytes() != before
+    assert read_manifest(second.parent)["files"]["coffee"] == hashlib.sha256((second / "coffee.png").read_bytes()).hexdigest()
+
+
+def test_stale_image_is_removed_when_its_new_source_fails(paired):
+    spec = _resolve("mine~gaussian_blur@5", paired)
+    assert (spec.lr_dir / "coffee.png").is_file()
+    lr = paired.parent / "mine" / "LR" / "coffee.png"
+    lr.write_bytes(b"\0" * lr.stat().st_size)  # same size (same folder key), no longer an image
+    again = _resolve("mine~gaussian_blur@5", paired)
+    assert again.lr_dir == spec.lr_dir
+    assert sorted(p.name for p in again.lr_dir.iterdir()) == ["astronaut.png"]  # the old coffee is not evaluated
+    assert "coffee.png" in generation_errors(again)["coffee"]
 
 
 @pytest.mark.parametrize("name, words", [

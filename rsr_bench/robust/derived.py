@@ -9,7 +9,9 @@ resolves such names (:func:`derived_specs`); :meth:`DatasetSpec.resolved` calls
     <cache>/robust/r<recipe>-<code hash>/<base>/<base listing>/<suffix>/LR/<id>.png
                                                              .../manifest.json
 
-Each image is written atomically; ``manifest.json`` records its sha256, the per-image errors
+Each image is written atomically; ``manifest.json`` records its sha256, the sha256 of the clean
+files it was made from (an image whose source changed is made again: the folder key only sees
+names and sizes, and two sets with the same name and sizes share the folder), the per-image errors
 (an image too small for a corruption is left out, with the reason, and the sweep reports it as
 that image's error record) and the package versions. The folder name carries a hash of the
 generating code and of the base set's file listing, so a cache made by other code or from other
@@ -40,7 +42,7 @@ import torch
 
 from ..datasets import DatasetSpec, Sample
 from ..errors import ConfigError, ImageError, RsrBenchError
-from ..files import atomic_write_bytes, atomic_write_json, cache_dir
+from ..files import atomic_write_bytes, atomic_write_json, cache_dir, sha256_file
 from ..image import encode_png, match_hr_to_lr, read_image
 from ..registry import unknown
 from .corruptions import CORRUPTIONS, RECIPE, corrupt
@@ -200,10 +202,14 @@ def build_set(folder: Path, samples: Sequence[Sample], make: Callable[[Sample], 
     from tqdm.auto import tqdm
 
     manifest = read_manifest(folder)
-    files, errors = dict(manifest.get("files", {})), dict(manifest.get("errors", {}))
-    todo = [s for s in samples if s.id not in files and s.id not in errors]
+    sources = {s.id: source_hash(s) for s in samples}
+    todo, made = pending(manifest, samples, sources)
     if not todo and manifest:
         return manifest
+    files = {k: v for k, v in manifest.get("files", {}).items() if k in made}
+    errors = {k: v for k, v in manifest.get("errors", {}).items() if k in made}
+    for s in todo:  # made from a source that has changed since: never evaluated again
+        (folder / "LR" / f"{s.id}.png").unlink(missing_ok=True)
     seconds = float(manifest.get("seconds", 0.0))
     t0 = time.perf_counter()
     try:
@@ -211,17 +217,55 @@ def build_set(folder: Path, samples: Sequence[Sample], make: Callable[[Sample], 
             try:
                 data = make(s)
             except ImageError as exc:
-                errors[s.id] = str(exc)
+                errors[s.id], made[s.id] = str(exc), sources[s.id]
+                files.pop(s.id, None)
                 continue
             atomic_write_bytes(folder / "LR" / f"{s.id}.png", data)
-            files[s.id] = hashlib.sha256(data).hexdigest()
+            files[s.id], made[s.id] = hashlib.sha256(data).hexdigest(), sources[s.id]
+            errors.pop(s.id, None)
     finally:  # what was written stays usable after an interruption
         merged = read_manifest(folder)  # another process may have added images meanwhile
-        manifest = {**dict(info), "files": {**merged.get("files", {}), **files},
-                    "errors": {k: v for k, v in {**merged.get("errors", {}), **errors}.items() if k not in files},
-                    "versions": _versions(), "seconds": round(seconds + time.perf_counter() - t0, 3)}
+        keep = {k for k, v in merged.get("sources", {}).items() if k not in made and sources.get(k, v) == v}
+        made.update({k: merged["sources"][k] for k in keep})
+        files.update({k: v for k, v in merged.get("files", {}).items() if k in keep})
+        errors.update({k: v for k, v in merged.get("errors", {}).items() if k in keep})
+        manifest = {**dict(info), "files": files, "errors": {k: v for k, v in errors.items() if k not in files},
+                    "sources": made, "versions": _versions(), "seconds": round(seconds + time.perf_counter() - t0, 3)}
         atomic_write_json(folder / MANIFEST, manifest)
     return manifest
+
+
+def pending(manifest: Mapping, samples: Sequence[Sample], sources: Mapping[str, str] | None = None
+            ) -> tuple[list[Sample], dict[str, str]]:
+    """The samples still to make (never made, or made from other source bytes) and ``{id: source
+    hash}`` of those made from the current sources."""
+    if sources is None:
+        sources = {s.id: source_hash(s) for s in samples}
+    made = {k: v for k, v in manifest.get("sources", {}).items() if sources.get(k, v) == v}
+    done = set(manifest.get("files", {})) | set(manifest.get("errors", {}))
+    return [s for s in samples if s.id not in made or s.id not in done], made
+
+
+def source_hash(sample: Sample) -> str:
+    """sha256 over the clean LR and HR files of ``sample``: what a derived image was made from."""
+    h = hashlib.sha256()
+    for path in (sample.lr_path, sample.hr_path):
+        h.update((_file_hash(path, *_stat(path)) if path is not None else "-").encode())
+    return h.hexdigest()[:16]
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return 0, -1
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_hash(path: Path, mtime_ns: int, size: int) -> str:
+    """Hash of a file, remembered per (path, mtime, size) so 50 derived sets hash each source once."""
+    return sha256_file(path) if size >= 0 else "missing"
 
 
 def _corrupt_maker(derived: Derived, scale: int) -> Callable[[Sample], bytes]:
@@ -264,8 +308,7 @@ def materialise(spec: DatasetSpec) -> DatasetSpec:
     else:
         from .attacks import transfer_maker
 
-        manifest = read_manifest(folder)
-        if any(s.id not in manifest.get("files", {}) and s.id not in manifest.get("errors", {}) for s in samples):
+        if pending(read_manifest(folder), samples)[0]:
             make, surrogate = transfer_maker(derived.attack, base.scale, ctx)
             build_set(folder, samples, make, info={**info, "surrogate": surrogate}, desc=spec.name, progress=ctx.progress)
     (folder / "LR").mkdir(parents=True, exist_ok=True)
