@@ -16,6 +16,15 @@ from typing import Any
 import pandas as pd
 
 NOT_COMPUTABLE = "not computable:"  # stage prefix used by store.load_failures
+#: How a method card written by ``rsr-bench train`` begins its ``paper:`` field (the label that
+#: the paper table and the report show, so a project-trained model never passes for a published one).
+TRAINED_HERE = "trained here"
+
+
+def trained_here(paper: str | None) -> str | None:
+    """The "trained here ..." label of a method from its card's ``paper:`` field, else None."""
+    text = str(paper or "").strip()
+    return text if text.lower().startswith(TRAINED_HERE) else None
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class MethodInfo:
     description: str = ""
     fingerprints: tuple[str, ...] = ()
     provenance: tuple[tuple[str, str], ...] = ()
+    trained_here: str | None = None  # the "trained here ..." label of a model trained by this project
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,22 @@ def _registry(kind: str) -> dict[str, Any]:
         return {}
 
 
+def _card_facts(name: str, entries: list[dict]) -> dict[str, str]:
+    """``paper`` and ``description`` of ``name`` from the card its manifests name, when that file
+    can still be read (the card is the one home of a trained model's label; the manifests keep a
+    copy of ``paper`` from run time, which is the fallback)."""
+    from ..methods.cards import parse_card
+
+    for card in dict.fromkeys(str(e["card"]) for e in entries if e.get("card")):
+        try:
+            spec = next((s for s in parse_card(Path(card)) if s.name == name), None)
+        except Exception:  # noqa: BLE001 - a moved or edited card: fall back to the manifest's copy
+            continue
+        if spec is not None:
+            return {"paper": spec.paper, "description": spec.description}
+    return {}
+
+
 def resolve_methods(names: Iterable[str], manifests: Mapping[tuple[str, str], dict]) -> dict[str, MethodInfo]:
     """Method facts from the manifests (what was actually run), else from the method cards."""
     by_method: dict[str, list[dict]] = {}
@@ -163,7 +189,9 @@ def resolve_methods(names: Iterable[str], manifests: Mapping[tuple[str, str], di
             spec = cards.get(name)
             if spec is not None:
                 first = {"family": spec.family, "tag": spec.tag, "trained_on": list(spec.trained_on),
-                         "description": spec.description}
+                         "description": spec.description, "paper": spec.paper}
+        card = _card_facts(name, entries)
+        paper = card.get("paper") or next((e.get("paper") for e in entries if trained_here(e.get("paper"))), first.get("paper"))
         family, _, tag = name.partition(".")
         prov: dict[str, str] = {}
         for e in entries:
@@ -174,9 +202,10 @@ def resolve_methods(names: Iterable[str], manifests: Mapping[tuple[str, str], di
             family=str(first.get("family") or family),
             tag=str(first.get("tag") or tag or name),
             trained_on=_as_tuple(first.get("trained_on")),
-            description=str(first.get("description") or ""),
+            description=str(first.get("description") or card.get("description") or ""),
             fingerprints=tuple(sorted({str(e["fingerprint"]) for e in entries if e.get("fingerprint")})),
             provenance=tuple(sorted(prov.items())),
+            trained_here=trained_here(paper),
         )
     return out
 

@@ -127,11 +127,38 @@ def load_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def write_card(path: Path, *, family: str, tag: str, weights: Path, cfg: dict[str, Any], description: str) -> Path:
-    """A method card so ``rsr-bench run --method-card PATH`` (or ``RSR_BENCH_METHODS``) can evaluate it."""
+def card_label(cfg: dict[str, Any], metadata: dict[str, Any], it: int) -> str:
+    """The "trained here" line of a trained model: what it is, on what data, how long, from what.
+
+    Why in the card (its ``paper:`` field, which every results manifest copies): the paper table
+    and the HTML report print it beside the published rows, so a project-trained model can never
+    pass for an official checkpoint, and the facts are written once, from the run's own metadata.
+    """
+    from ..report.model import TRAINED_HERE
+
+    data = metadata.get("data") or {}
+    init = (metadata.get("generator_init") or {}).get("pretrain_g") or "random"
+    sets = ", ".join(cfg["card"]["trained_on"] or []) or Path(str(data.get("hr_dir", "?"))).name
+    world = int(metadata.get("world_size") or 1)
+    batch = f"{cfg['data']['batch_size']}" + (f" x {world} ranks" if world > 1 else "")
+    return (f"{TRAINED_HERE} (rsr-bench train, run {cfg['name']}; not a published checkpoint): "
+            f"{metadata.get('recipe', '?')}, {it} iterations, batch {batch}, {cfg['data']['gt_size']} px GT, "
+            f"data {sets} ({data.get('images', '?')} images), init {Path(str(init)).name}")
+
+
+def write_card(path: Path, *, family: str, tag: str, weights: Path, cfg: dict[str, Any], description: str,
+               label: str, init_licence: str = "") -> Path:
+    """A method card so ``rsr-bench run --method-card PATH`` (or ``RSR_BENCH_METHODS``) can evaluate it.
+
+    The current card format (``methods/cards.py``): the built-in ``rrdb`` adapter by its short
+    name, the checkpoint as a local ``options.checkpoint`` (weights resolution takes a local file
+    first), ``paper:`` holding the :func:`card_label`, so it reaches every manifest.
+    """
     card = {
         "family": family,
-        "adapter": "rsr_bench.methods.rrdb:load",
+        "adapter": "rrdb",
+        "paper": label,
+        "licence": "weights trained by the user of rsr-bench" + (f"; initialisation: {init_licence}" if init_licence else ""),
         "description": description,
         "variants": {
             tag: {
@@ -142,5 +169,5 @@ def write_card(path: Path, *, family: str, tag: str, weights: Path, cfg: dict[st
             }
         },
     }
-    atomic_write_text(path, yaml.safe_dump(card, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(card, sort_keys=False, width=100))
     return path

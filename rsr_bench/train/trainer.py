@@ -326,7 +326,9 @@ def _finish(cfg: dict[str, Any], out: Path, it: int, metadata: dict[str, Any], t
         f"{metadata['recipe']} trained by rsr-bench: {it} iterations, perceptual {metadata['perceptual'].get('backbone')}"
         f", init {metadata['generator_init'].get('pretrain_g')}"
     )
-    path = ckpt.write_card(out / "method_card.yaml", family=family, tag=tag, weights=weights, cfg=cfg, description=desc)
+    init_licence = str(((metadata["generator_init"] or {}).get("provenance") or {}).get("licence") or "")
+    path = ckpt.write_card(out / "method_card.yaml", family=family, tag=tag, weights=weights, cfg=cfg, description=desc,
+                           label=ckpt.card_label(cfg, metadata, it), init_licence=init_licence)
     log.info("method card %s: evaluate with  rsr-bench run --methods %s.%s --method-card %s", path, family, tag, path)
 
 
