@@ -51,14 +51,14 @@ def paper_command() -> None:
     """Regenerate the RSR paper's tables with published and measured values side by side."""
 
 
-def _emit(name: str, row_methods: dict[str, str], options: dict[str, Any]) -> None:
+def _emit(name: str, row_methods: dict[str, str], options: dict[str, Any], trained: bool = False) -> None:
     """Build the table from the store, then print it or write it where ``--out`` says."""
     from ..report import paper
 
     res = paper.table_from_store(name, options["store"], published=options["published"], row_methods=row_methods,
                                  substitutes=_pairs(options["substitute"], "--substitute"),
                                  method_cards=options["method_cards"], datasets_files=options["datasets_files"],
-                                 log=lambda msg: click.echo(msg, err=True))
+                                 log=lambda msg: click.echo(msg, err=True), trained=trained)
     out = merge_alias(options["out"], options["output"], "--out", "--output")
     if options["fmt"] != "all" and out is None:
         click.echo(paper.render(res, options["fmt"]), nl=False)
@@ -70,14 +70,19 @@ def _emit(name: str, row_methods: dict[str, str], options: dict[str, Any]) -> No
 
 @paper_command.command("table2")
 @_common
-def table2(**options: Any) -> None:
+@click.option("--trained/--no-trained", default=True, show_default=True,
+              help="Add a row per model trained here (a --method-card written by rsr-bench train, or such a "
+                   "method's results in --store), labelled from its card, beside the published rows.")
+def table2(trained: bool, **options: Any) -> None:
     """Table 2: methods trained on one domain, tested on NTIRE_syn and AIM_syn.
 
     \b
     rsr-bench run --methods bicubic.x4,impressionism.df2k --datasets NTIRE_syn,AIM_syn --metrics psnr,ssim,lpips
     rsr-bench paper table2 --format all --out reports/paper/
+    rsr-bench paper table2 --store runs/eval_store --method-card runs/small_cpu_rsr/method_card.yaml \\
+        --substitute NTIRE_syn=demo_noise --substitute AIM_syn=demo_jpeg
     """
-    _emit("table2", {}, options)
+    _emit("table2", {}, options, trained=trained)
 
 
 @paper_command.command("table1")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..files import atomic_write_text, project_root, read_yaml_mapping, store_root
 from .exports import md_escape, md_table, tex_escape, tex_tabular
+from .model import TRAINED_HERE, trained_here
 
 AVG = "avg"
 
@@ -38,6 +39,7 @@ class PaperRow:
     unmeasurable: str | None
     note: str
     values: dict[str, dict[str, float]]  # metric -> {dataset | "avg": value}
+    trained: str | None = None  # a model trained here: its card's "trained here ..." label (no published values)
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,37 @@ def build_table(published: Published, name: str, summary: pd.DataFrame, *,
     return TableResult(published, table, results, substitutes, why.store)
 
 
+def trained_rows(labels: Mapping[str, str], trained_on: Mapping[str, Sequence[str]] | None = None) -> list[PaperRow]:
+    """Rows for models trained by this project (method -> its card's "trained here" label).
+
+    They are added after the paper's rows, with no published values and the label as their note,
+    so the table shows them beside the published numbers without presenting them as the paper's.
+    """
+    trained_on = trained_on or {}
+    return [PaperRow(id=name, label=name, columns={"trained_on": ", ".join(trained_on.get(name, ())) or "?"},
+                     method=name, unmeasurable=None, note=_squash(label), values={}, trained=_squash(label))
+            for name, label in sorted(labels.items())]
+
+
+def trained_labels(manifests: Mapping[tuple[str, str], Mapping[str, Any]],
+                   methods: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """Which methods were trained here, with their labels and training sets: from the method
+    cards (``paper:`` field, the one home of the label) where a card is known, else from the
+    copy of that field in the store's manifests."""
+    labels: dict[str, str] = {}
+    sets: dict[str, tuple[str, ...]] = {}
+    for (method, _d), man in sorted(manifests.items()):
+        info = man.get("method") or {}
+        label = trained_here(info.get("paper"))
+        if label and method not in labels:
+            labels[method], sets[method] = label, tuple(info.get("trained_on") or ())
+    for name, spec in (methods or {}).items():
+        label = trained_here(getattr(spec, "paper", ""))
+        if label:
+            labels[name], sets[name] = label, tuple(spec.trained_on)
+    return labels, sets
+
+
 def _registry(load: Callable[[], Mapping[str, Any]], what: str, log: Callable[[str], None]) -> Mapping[str, Any] | None:
     try:
         return load()
@@ -271,11 +304,13 @@ def _registry(load: Callable[[], Mapping[str, Any]], what: str, log: Callable[[s
 def table_from_store(name: str, store: str | Path | None = None, *, published: str | Path | None = None,
                      row_methods: Mapping[str, str | None] | None = None, substitutes: Mapping[str, str] | None = None,
                      method_cards: Sequence[str | Path] = (), datasets_files: Sequence[str | Path] = (),
-                     log: Callable[[str], None] = print) -> TableResult:
+                     log: Callable[[str], None] = print, trained: bool = True) -> TableResult:
     """The paper's table ``name`` with the means of the results store (all its images).
 
     A store that does not exist gives the published values only; the method cards and datasets
     files explain why a row or column could not be measured (``log`` hears when they cannot be read).
+    With ``trained``, Table 2 also gets one row per model trained here (:func:`trained_labels`:
+    a ``--method-card`` written by ``rsr-bench train``, or such a method's results in the store).
     """
     from .. import store as st
     from ..datasets import load_datasets
@@ -288,6 +323,10 @@ def table_from_store(name: str, store: str | Path | None = None, *, published: s
     if not root.is_dir():
         log(f"note: store {root} does not exist; showing published values only")
     why = Availability(str(root), st.load_skipped(root), known_methods, known_datasets)
+    if trained and name == "table2":
+        labels, sets = trained_labels(st.load_manifests(root) if root.is_dir() else {}, known_methods)
+        table = pub.tables[name]
+        pub = replace(pub, tables={**pub.tables, name: replace(table, rows=[*table.rows, *trained_rows(labels, sets)])})
     return build_table(pub, name, st.aggregate(st.load_results(root)), row_methods=row_methods, substitutes=substitutes,
                        why=why)
 
@@ -315,7 +354,8 @@ def _grid(res: TableResult) -> tuple[list[str], list[list[str]]]:
     body = []
     for r in res.rows:
         lead = ([r.row.label] if res.table.name == "table2" else []) + [r.row.columns.get(c, "") for c in desc]
-        line_p, line_m = [*lead, "paper"], [*[""] * len(lead), f"measured ({r.method})" if r.method else "measured"]
+        line_p = [*lead, f"{TRAINED_HERE} (no published value)" if r.row.trained else "paper"]
+        line_m = [*[""] * len(lead), f"measured ({r.method})" if r.method else "measured"]
         line_d = [*[""] * len(lead), "Δ"]
         for m in res.metrics:
             for c in res.columns:
@@ -348,9 +388,11 @@ def _footer_lines(res: TableResult) -> list[str]:
              for d, used in res.substitutes.items()]
     lines.append("measured: means over the images in the store; avg = mean of the two datasets' means; "
                  "Δ = measured - paper.")
+    lines += [f"{r.row.label}: {r.row.trained}."
+              for r in res.rows if r.row.trained]
     notes: dict[str, list[str]] = {}  # one line per distinct note, naming every row it applies to
     for r in res.rows:
-        if r.row.note:
+        if r.row.note and not r.row.trained:
             notes.setdefault(r.row.note, []).append(_row_name(res.table, r.row))
     lines += [f"note ({'; '.join(rows)}): {n}" for n, rows in notes.items()]
     lines.append(f"Published values: {res.published.citation()}")
