@@ -21,34 +21,18 @@ tree left after a late refusal); dropping the temporary-sibling cleanup (``.extr
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
+from test_download import link, make_tar
 
 from rsr_bench.errors import RsrBenchError
+from rsr_bench.fetch import download
 from rsr_bench.fetch.download import UnsafeArchiveError, safe_extract
 
-
-def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, target
-    return info
-
-
-def make_tar(path: Path, members: list) -> Path:
-    with tarfile.open(path, "w") as tf:
-        for m in members:
-            if isinstance(m, tuple):
-                info = tarfile.TarInfo(m[0])
-                info.size = len(m[1])
-                tf.addfile(info, io.BytesIO(m[1]))
-            else:
-                tf.addfile(m)
-    return path
+# test_download.make_tar writes gzip data whatever the name: extraction goes by content.
 
 
 def make_zip(path: Path, members: list[tuple[str, bytes | str]]) -> Path:
@@ -95,6 +79,32 @@ def test_late_link_attacks_are_refused_and_leave_nothing(tmp_path, attack):
     assert archive.name in str(err.value)
     assert list(parent.iterdir()) == []  # no dest, no temporary sibling, no partial tree
     assert escaping_links(tmp_path) == []
+
+
+@pytest.mark.parametrize("attack", [a for a in ATTACKS if "loop" in a or "later" in a or "forward" in a])
+def test_whole_archive_link_checks_refuse_before_writing(tmp_path, monkeypatch, attack):
+    """The plan check alone refuses these: no member is written (the on-disk check is a second layer)."""
+    written = []
+    monkeypatch.setattr(download, "_write_member", lambda *a: written.append(a[1][0]))
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(ATTACKS[attack](tmp_path), tmp_path / "dest")
+    assert written == []
+
+
+def test_on_disk_check_finds_a_link_leaving_the_tree(tmp_path):
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    os.symlink("../../elsewhere", tmp_path / "tree" / "sub" / "x")
+    with pytest.raises(UnsafeArchiveError, match=r"sub/x.*resolves outside"):
+        download._check_tree(Path("a.zip"), tmp_path / "tree")
+    os.unlink(tmp_path / "tree" / "sub" / "x")
+    os.symlink("../sub", tmp_path / "tree" / "sub" / "x")
+    download._check_tree(Path("a.zip"), tmp_path / "tree")
+
+
+def test_extracted_folder_has_ordinary_permissions(tmp_path):
+    safe_extract(make_zip(tmp_path / "ok.zip", [("a.png", b"A")]), tmp_path / "dest")
+    (tmp_path / "plain").mkdir()
+    assert (tmp_path / "dest").stat().st_mode == (tmp_path / "plain").stat().st_mode  # not mkdtemp's 0700
 
 
 def test_links_inside_the_archive_still_work(tmp_path):

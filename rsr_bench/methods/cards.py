@@ -5,6 +5,9 @@ turns a card into a runnable :class:`Method` is an :class:`Adapter`, which the c
 short name: a built-in adapter (``bicubic``, ``precomputed``, ``rrdb``) or a plugin that an
 installed package declares in the entry-point group ``rsr_bench.adapters``. A card can name
 nothing else: were ``module:function`` allowed, reading a card would run any code it names.
+Only the plugin a card names is imported, and an ordinary exception from a plugin's ``load``,
+``availability`` or ``fetch`` is a :class:`ConfigError` naming the plugin and the card, so one
+broken plugin is one skipped method, never the end of a run.
 
 Card format::
 
@@ -25,20 +28,21 @@ Card format::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RsrBenchError
 from ..files import project_root, read_yaml_mapping
-from ..registry import select, unknown
+from ..registry import name_problem, select, unknown
 from .weights import Weights, parse_packages, parse_weights
 
 CARD_KEYS = {"family", "adapter", "paper", "licence", "url", "description", "packages", "defaults", "variants"}
@@ -161,11 +165,32 @@ def adapter_for(spec: MethodSpec) -> Adapter:
     ep = plugins[spec.adapter]
     try:
         adapter = ep.load()
-    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never a traceback
+    except Exception as exc:
         raise ConfigError(f"{where}: adapter plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
     if not isinstance(adapter, Adapter):
         raise ConfigError(f"{where}: adapter plugin {ep.name!r} ({ep.value}) is not a rsr_bench.methods.cards.Adapter")
-    return adapter
+    label = f"{where}: adapter plugin {ep.name!r} ({ep.value})"
+    return replace(adapter, load=_guarded(adapter.load, label, "load"),
+                   availability=_guarded(adapter.availability, label, "availability"),
+                   fetch=None if adapter.fetch is None else _guarded(adapter.fetch, label, "fetch"))
+
+
+def _guarded(fn: Callable[..., Any], label: str, what: str) -> Callable[..., Any]:
+    """``fn`` of a plugin, with an ordinary exception turned into a :class:`ConfigError` naming the
+    plugin and its card: the runner then skips that one method with the reason and runs the
+    others, as it does for every method that cannot run. A plugin's own :class:`RsrBenchError`
+    already speaks to the user and passes unchanged."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RsrBenchError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"{label} failed in {what}(): {type(exc).__name__}: {exc}") from exc
+
+    return call
 
 
 def _card_error(path: Path, msg: str) -> ConfigError:
@@ -219,6 +244,10 @@ def parse_card(path: Path) -> list[MethodSpec]:
     variants = data["variants"]
     if not isinstance(variants, dict) or not variants:
         raise _card_error(path, "'variants' must be a non-empty mapping of tag -> entry")
+    for what, name in [("family", str(data["family"])), *(("variant", str(tag)) for tag in variants)]:
+        problem = name_problem(name)  # family.tag names a folder of the results store
+        if problem:
+            raise _card_error(path, f"{what} name {name!r} {problem} (a method name is a folder of the results store)")
     packages = parse_packages(data.get("packages"), where=f"method card {path}")
     return [_variant(path, data, tag, entry, packages) for tag, entry in variants.items()]
 
