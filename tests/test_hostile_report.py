@@ -110,6 +110,8 @@ def test_rebuild_swaps_in_the_new_report_and_keeps_user_files(tmp_path):
     assert [r for r in _referenced(out / "index.html") if not (out / r).exists()] == []
     assert (out / "notes.txt").read_text() == "the user's own notes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep", "store"]
+    (tmp_path / "plain").mkdir()
+    assert out.stat().st_mode == (tmp_path / "plain").stat().st_mode  # not mkdtemp's 0700
 
 
 def test_report_into_a_foreign_folder_is_still_refused(tmp_path):
@@ -159,3 +161,25 @@ def test_a_bomb_in_the_store_is_refused_by_size(tmp_path, monkeypatch):
     index = build_report(store.root, tmp_path / "rep", plots=False, grid_images=["NTIRE_syn/img000"])
     assert "exceeds the maximum of 100 pixels" in index.read_text(encoding="utf-8")
     assert os.path.isfile(index)
+
+
+def test_score_csv_file_names_are_not_formulas(tmp_path):
+    """``score --csv`` wrote file names as they are: ``=1+2.png`` became a formula in a spreadsheet."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from rsr_bench.cli import cli
+
+    rng = np.random.default_rng(0)
+    for sub in ("dist", "ref"):
+        (tmp_path / sub).mkdir()
+        for name in ("=1+2.png", "@SUM(A1).png", "plain.png"):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / sub / name)
+    out = tmp_path / "scores.csv"
+    res = CliRunner().invoke(cli, ["score", str(tmp_path / "dist"), "--ref", str(tmp_path / "ref"), "--metrics", "psnr",
+                                   "--csv", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    rows = read_csv(out)
+    assert sorted(r[0] for r in rows[1:]) == ["'=1+2.png", "'@SUM(A1).png", "plain.png"]
+    assert all(_number(r[2]) and r[1] == "psnr" for r in rows[1:])

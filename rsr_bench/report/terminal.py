@@ -13,6 +13,7 @@ import pandas as pd
 from ..files import atomic_write_text
 from ..metrics import METRICS
 from ..metrics.score import ScoreResult
+from .exports import csv_cell
 
 
 def _render(rows: list[list[str]]) -> list[str]:
@@ -82,13 +83,14 @@ def format_scores(result: ScoreResult, digits: int = 4) -> str:
 
 
 def write_csv(result: ScoreResult, path: str | os.PathLike) -> None:
-    """Rows ``image,metric,value`` (pyiqa CLI style); not-computable images are left out."""
+    """Rows ``image,metric,value`` (pyiqa CLI style); not-computable images are left out. File
+    names are the user's: :func:`csv_cell` keeps ``=1+2.png`` from becoming a spreadsheet formula."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["image", "metric", "value"])
     for r in result.rows:
         if r.value is not None:
-            w.writerow([r.image, r.metric, repr(r.value)])
+            w.writerow([csv_cell(r.image), csv_cell(r.metric), csv_cell(float(r.value))])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -107,7 +109,7 @@ def skipped_lines(skipped: dict[tuple[str, str], str]) -> list[str]:
     return lines
 
 
-def format_run_summary(summary) -> str:  # noqa: ANN001 - runner.RunSummary (the runner imports torch)
+def format_run_summary(summary) -> str:
     """The run's table, then what was skipped and why, and every per-image failure."""
     out = ["", format_table(summary.table(), methods=summary.methods, datasets=summary.datasets,
                             metrics=summary.metrics, skipped=summary.skipped)]
