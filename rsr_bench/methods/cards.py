@@ -165,7 +165,7 @@ def adapter_for(spec: MethodSpec) -> Adapter:
     ep = plugins[spec.adapter]
     try:
         adapter = ep.load()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never a traceback
         raise ConfigError(f"{where}: adapter plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
     if not isinstance(adapter, Adapter):
         raise ConfigError(f"{where}: adapter plugin {ep.name!r} ({ep.value}) is not a rsr_bench.methods.cards.Adapter")
@@ -187,7 +187,7 @@ def _guarded(fn: Callable[..., Any], label: str, what: str) -> Callable[..., Any
             return fn(*args, **kwargs)
         except RsrBenchError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - external code: one broken plugin never ends a run
             raise ConfigError(f"{label} failed in {what}(): {type(exc).__name__}: {exc}") from exc
 
     return call

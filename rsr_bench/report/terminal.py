@@ -109,7 +109,7 @@ def skipped_lines(skipped: dict[tuple[str, str], str]) -> list[str]:
     return lines
 
 
-def format_run_summary(summary) -> str:
+def format_run_summary(summary) -> str:  # noqa: ANN001 - runner.RunSummary (the runner imports torch)
     """The run's table, then what was skipped and why, and every per-image failure."""
     out = ["", format_table(summary.table(), methods=summary.methods, datasets=summary.datasets,
                             metrics=summary.metrics, skipped=summary.skipped)]
