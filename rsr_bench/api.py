@@ -66,14 +66,21 @@ def list_methods(method_cards: Sequence[str | os.PathLike] = ()) -> pd.DataFrame
 
 def list_datasets(datasets_files: Sequence[str | os.PathLike] = (), data_root: str | os.PathLike | None = None
                   ) -> pd.DataFrame:
-    """Every registered dataset and whether it is on disk: ``[name, kind, scale, has_gt, available, reason]``."""
+    """Every registered dataset and whether it can run: ``[name, kind, scale, has_gt, status,
+    available, reason, notes]``. ``status`` is ``ready``, ``missing`` (folder not on disk) or
+    ``unusable`` (on disk, but a run would refuse it, e.g. two files with one image id);
+    ``reason`` says why and what to do; ``notes`` names entries a run will skip (dangling links)."""
     import pandas as pd
 
     from .datasets import load_datasets
 
-    specs = load_datasets(datasets_files, data_root).values()
-    rows = [(s.name, s.kind, s.scale, s.has_gt, (why := s.missing_reason()) is None, why or "") for s in specs]
-    return pd.DataFrame(rows, columns=["name", "kind", "scale", "has_gt", "available", "reason"])
+    rows = []
+    for s in load_datasets(datasets_files, data_root).values():
+        missing = s.missing_reason()
+        error, notes = (None, "") if missing else s.listing_problem()
+        status = "missing" if missing else "unusable" if error else "ready"
+        rows.append((s.name, s.kind, s.scale, s.has_gt, status, status == "ready", missing or error or "", notes))
+    return pd.DataFrame(rows, columns=["name", "kind", "scale", "has_gt", "status", "available", "reason", "notes"])
 
 
 def list_metrics() -> pd.DataFrame:

@@ -107,3 +107,29 @@ def test_symlink_loops_and_dangling_links_are_skipped_with_a_message(tmp_path):
     assert "Set" in msg and str(lr) in msg
     assert "gone.png (dangling symbolic link to missing.png)" in msg
     assert "loop1.png (symbolic link loop)" in msg and "loop2.png (symbolic link loop)" in msg
+
+
+def test_list_datasets_shows_skipped_entries_and_duplicate_ids(tmp_path):
+    """``list datasets`` only checked that the folders exist: a folder with ``dup.png`` and
+    ``dup.jpg`` was "ready", and dangling links were skipped without a word until a run."""
+    save(tmp_path / "Dup/dup.png")
+    save(tmp_path / "Dup/dup.jpg")
+    save(tmp_path / "Links/good.png")
+    os.symlink("missing.png", tmp_path / "Links/gone.png")
+    save(tmp_path / "Fine/a.png")
+    sets = sets_file(tmp_path, "  Dup: {lr: '{root}/Dup'}\n  Links: {lr: '{root}/Links'}\n"
+                               "  Fine: {lr: '{root}/Fine'}\n  Gone: {lr: '{root}/nowhere'}\n")
+    from rsr_bench import list_datasets
+
+    table = list_datasets([sets]).set_index("name")
+    assert table.loc["Dup", "status"] == "unusable" and not table.loc["Dup", "available"]
+    assert "dup.jpg" in table.loc["Dup", "reason"] and "dup.png" in table.loc["Dup", "reason"]
+    assert table.loc["Links", "status"] == "ready" and table.loc["Links", "available"]
+    assert "gone.png (dangling symbolic link to missing.png)" in table.loc["Links", "notes"]
+    assert table.loc["Fine", "status"] == "ready" and table.loc["Fine", "notes"] == ""
+    assert table.loc["Gone", "status"] == "missing" and "LR folder not found" in table.loc["Gone", "reason"]
+    out = CliRunner().invoke(cli, ["list", "datasets", "--datasets-file", str(sets)]).output
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    assert "unusable" in lines["Dup"] and "dup.jpg" in lines["Dup"]
+    assert "ready" in lines["Links"] and "gone.png" in lines["Links"]
+    assert "missing" in lines["Gone"] and "ready" in lines["Fine"]

@@ -26,5 +26,7 @@ def list_command(what, datasets_files, data_root, method_cards) -> None:
             head = f"{row.name:32s} x{row.scale}  trained_on={','.join(row.trained_on) or '-':22s}"
         else:
             head = f"{row.name:14s} {row.kind:9s} x{row.scale} {'paired' if row.has_gt else 'no GT':7s}"
-        status = click.style("ready", fg="green") if row.available else click.style("unavailable" if what == "methods" else "missing", fg="yellow")
-        click.echo(f"{head} {status}" + (f"  {row.reason}" if row.reason else ""))
+        label = row.status if what == "datasets" else "ready" if row.available else "unavailable"
+        status = click.style(label, fg="green" if row.available else "yellow")
+        notes = getattr(row, "notes", "")
+        click.echo(f"{head} {status}" + (f"  {row.reason}" if row.reason else "") + (f"  note: {notes}" if notes else ""))

@@ -126,6 +126,26 @@ class DatasetSpec:
             return f"HR folder not found: expected {self.hr_dir}; {how}"
         return None
 
+    def listing_problem(self) -> tuple[str | None, str]:
+        """``(error, notes)`` of listing this dataset's folders, so ``list datasets`` says before a
+        run what the run would meet: ``error`` is the refusal (two files with one image id, a folder
+        that cannot be read), ``notes`` the skipped entries (dangling links, link loops). Builtin and
+        derived sets are generated on first use and missing folders have their own reason: neither
+        is listed here."""
+        if self.builtin or self.base is not None or self.missing_reason():
+            return None, ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                self.samples()
+            except (ConfigError, OSError) as exc:
+                return str(exc), ""
+        notes = [str(w.message) for w in caught if issubclass(w.category, DatasetListingWarning)]
+        for w in caught:  # anything else is not ours to swallow
+            if not issubclass(w.category, DatasetListingWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return None, "; ".join(notes)
+
     def samples(self) -> list[Sample]:
         """The LR images (sorted by name) paired with HR files of the same id.
 
