@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
 from local_http import LocalServer
+from test_dataset_fetch import zip_bytes
 
 from rsr_bench.cli import cli
 from rsr_bench.datasets import parse_datasets_file
@@ -39,14 +39,6 @@ quiet = {"progress": False, "say": lambda msg: None}
 def png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
     return buf.getvalue()
 
 
@@ -206,3 +198,12 @@ def test_extra_archive_never_overwrites_what_is_there(tmp_path, server):
     fetch_dataset(s, tmp_path / "data", force=True, **quiet)
     (aside,) = [p for p in raw.iterdir() if p.name.startswith("x.moved-aside-")]
     assert (aside / "0.png").read_bytes() == b"the user's own file" and (raw / "x" / "0.png").read_bytes() == png()
+
+
+def test_force_help_says_it_moves_aside_and_never_deletes():
+    from click.testing import CliRunner
+
+    from rsr_bench.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["fetch", "--help"]).output.split())
+    assert "moved aside" in text and "never deleted" in text and "Re-install datasets that are" not in text

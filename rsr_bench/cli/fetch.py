@@ -25,7 +25,9 @@ def _report(label: str, status: str) -> None:
 @click.option("--datasets-file", "datasets_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Extra datasets YAML file (repeatable).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show download progress bars.")
-@click.option("--force", is_flag=True, help="Re-install datasets that are already complete (kept downloads are reused).")
+@click.option("--force", is_flag=True,
+              help="Re-install datasets even when complete, and install over a folder rsr-bench did not create: "
+                   "what is there is moved aside to FOLDER.moved-aside-TIME, never deleted (kept downloads are reused).")
 def fetch_command(names: tuple[str, ...], data_root: str | None, datasets_files: tuple[str, ...],
                   progress: bool, force: bool) -> None:
     """Download datasets, method weights or assets: NAME is a dataset, a method (or glob such as

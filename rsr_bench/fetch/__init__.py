@@ -102,7 +102,8 @@ def fetch(names: str | Iterable[str], *, data_root: str | os.PathLike | None = N
     Every name is resolved first, so a typo fails (with a did-you-mean) before any download
     starts; then every step is attempted even when an earlier one failed, and an
     :class:`RsrBenchError` listing the failures is raised at the end. Downloads resume after an
-    interruption and are verified by size and sha256; ``force`` re-installs complete datasets.
+    interruption and are verified by size and sha256; ``force`` re-installs complete datasets
+    and installs over folders rsr-bench did not create, moving what is there aside (never deleting it).
     ``report`` hears about each step (default: a line on stderr).
     """
     from ..datasets import load_datasets
