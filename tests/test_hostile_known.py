@@ -24,11 +24,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
+from test_runner import _paired_set
 
 from rsr_bench import store
 from rsr_bench.cli import cli
@@ -83,20 +82,8 @@ def test_malicious_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path):
     assert (tmp_path / "store" / "cells" / "bicubic.x4" / "demo_clean" / "records").is_dir()  # the other ran
 
 
-def _toy(root: Path, n: int) -> Path:
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        hr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-        for sub, arr in (("HR", hr), ("LR", hr[::4, ::4])):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.ascontiguousarray(arr)).save(root / sub / f"im{i:02d}.png")
-    sets = root / "sets.yaml"
-    sets.write_text(f"datasets:\n  Toy:\n    lr: {root}/LR\n    hr: {root}/HR\n    scale: 4\n")
-    return sets
-
-
 def test_two_concurrent_runs_on_one_store_give_the_results_of_one(tmp_path):
-    sets = _toy(tmp_path / "toy", 8)
+    sets = _paired_set(tmp_path / "toy", 8)
     args = [sys.executable, "-m", "rsr_bench", "run", "--methods", "bicubic", "--datasets", "Toy",
             "--metrics", "psnr,ssim", "--datasets-file", str(sets), "--quiet", "--store"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
