@@ -78,6 +78,7 @@ def test_whole_image_fp32_matches_plain_forward_x2() -> None:
     assert (out - ref).abs().max() < 1e-5
 
 
+@pytest.mark.filterwarnings("ignore:--precision bf16")
 def test_bf16_close_to_fp32() -> None:
     net = _net()
     x = torch.rand(1, 3, 16, 16)

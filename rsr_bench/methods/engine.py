@@ -4,7 +4,8 @@ Why an engine rather than ``net(x)``: the official scripts run one whole-image f
 which is the reference we must reproduce, but a 512x512 input adds 3.3 GiB of peak memory
 on CPU (the x4 feature maps alone are 1 GiB each in fp32; 2.3 GiB with this engine in fp32,
 1.5 GiB in bf16) and RRDBNet costs 35.85 MFLOP per LR pixel. The
-engine keeps the reference semantics by default (``precision="fp32"``, whole image) and adds:
+engine keeps the reference semantics (``precision="fp32"``, whole image) wherever low precision
+would not pay (``precision="auto"``, the default: see :func:`resolve_precision`) and adds:
 
 * **Tiling.** The LR image is cut into cores of ``tile`` x ``tile`` pixels (evenly spread, so
   no sliver tiles); each core is run inside a window that adds ``tile_overlap`` pixels of real
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import platform
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any
@@ -63,8 +65,15 @@ import torch
 from ..errors import ConfigError
 from .rrdbnet import RRDBNet
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: Accepted ``precision`` names -> compute dtype; ``auto`` (the default) is resolved per device
+#: by :func:`resolve_precision` when the engine is built.
+PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_TILE = 16
+
+#: Measured cost of low precision without native support (docs/performance.md): RRDBNet x4,
+#: genuine weights, 1 thread, AMD EPYC AVX2 (no AVX512-BF16/AMX), predict s/MP bf16 / fp32.
+SLOW_BF16_FACTOR = 12.6
+_warned: set[str] = set()
 
 
 def select_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -91,7 +100,7 @@ class EngineOptions:
     tile: int = 0
     tile_overlap: int = 32
     tile_batch: int = 4
-    precision: str = "fp32"
+    precision: str = "auto"
     channels_last: bool = True
     memory_fraction: float = 0.5
     max_memory_gb: float | None = None
@@ -130,7 +139,7 @@ def estimate_bytes(net: RRDBNet, n: int, h: int, w: int, precision: str) -> int:
     the compute dtype. Upsampling (scale^2 x LR size): the interpolated map, the conv output
     and a channels_last copy, nf channels each.
     """
-    b = PRECISIONS[precision].itemsize
+    b = (PRECISIONS[precision] or torch.float32).itemsize  # "auto" estimated as fp32 (generous)
     nf, gc, s = net.nf, net.gc, net.scale
     trunk = 3 * nf * 4 + 3 * (nf + 4 * gc) * b
     up = 3 * nf * b * s * s + 2 * 3 * 4 * s * s
@@ -168,11 +177,14 @@ class RRDBEngine:
         self.options = options or EngineOptions()
         self.scale = net.scale
         self.fallbacks = 0
+        self.tiles_chosen: dict[str, int] = {}  # "HxW" of an input -> automatic tile (LR px)
+        self._provenance: dict[str, Any] = {"tiles_chosen": self.tiles_chosen}
         self._fmt = torch.channels_last if self.options.channels_last else torch.contiguous_format
         self.net32 = net.eval().to(self.device, memory_format=self._fmt)
         for p in self.net32.parameters():
             p.requires_grad_(False)
-        dtype = PRECISIONS[self.options.precision]
+        self.precision, self.precision_reason = resolve_precision(self.options.precision, self.device)
+        dtype = PRECISIONS[self.precision]
         self.dtype = None if dtype == torch.float32 else dtype
         self.net_lp = None if self.dtype is None else self.net32.low_precision(dtype).to(memory_format=self._fmt)
 
@@ -189,28 +201,52 @@ class RRDBEngine:
             y = self._forward(x, low_precision=True)
             if not bool(torch.isfinite(y).all()):
                 self.fallbacks += 1
-                warnings.warn(f"non-finite {self.options.precision} output; recomputed this batch in fp32", stacklevel=3)
+                warnings.warn(f"non-finite {self.precision} output; recomputed this batch in fp32", stacklevel=3)
                 y = self._forward(x, low_precision=False)
             return y
 
     # -- planning -------------------------------------------------------------------------
     def memory_budget(self) -> int | None:
+        """Bytes one pass may use: ``max_memory_gb``, else ``memory_fraction`` of what is free now."""
         if self.options.max_memory_gb is not None:
             return int(self.options.max_memory_gb * 2**30)
         avail = available_memory(self.device)
         return None if avail is None else int(avail * self.options.memory_fraction)
 
     def plan_tile(self, n: int, h: int, w: int) -> int:
-        """The tile size to use: the configured one, 0 for whole image, or one that fits memory."""
+        """The tile size to use: the configured one, 0 for whole image, or one that fits memory.
+
+        The budget pays first for the fp32 input and output images (they exist whatever the
+        tile), then for ``tile_batch`` windows of ``tile + 2*overlap`` px side at once.
+        """
         if self.options.tile:
             return self.options.tile
         budget = self.memory_budget()
-        prec = self.options.precision
+        prec = self.precision
         if budget is None or estimate_bytes(self.net32, n, h, w, prec) <= budget:
             return 0
-        per_px = estimate_bytes(self.net32, 1, 1, 1, prec)
-        side = int(math.sqrt(budget / per_px)) - 2 * self.options.tile_overlap
-        return max(MIN_TILE, side // 8 * 8)
+        images = n * 3 * h * w * 4 * (1 + self.scale**2)
+        per_px = estimate_bytes(self.net32, self.options.tile_batch, 1, 1, prec)
+        side = int(math.sqrt(max(budget - images, 0) / per_px)) - 2 * self.options.tile_overlap
+        tile = max(MIN_TILE, side // 8 * 8)
+        self.tiles_chosen[f"{h}x{w}"] = tile
+        return tile
+
+    def provenance(self) -> dict[str, Any]:
+        """The engine's settings and decisions for the manifest (a live dict: the tiles chosen
+        for large inputs are added to it as they are planned)."""
+        self._provenance.update(
+            precision=self.precision, precision_requested=self.options.precision,
+            precision_reason=self.precision_reason, tile=self.options.tile or "auto",
+            tile_overlap=self.options.tile_overlap, tile_batch=self.options.tile_batch,
+            memory_fraction=self.options.memory_fraction, channels_last=self.options.channels_last,
+            device=str(self.device), threads=torch.get_num_threads(),
+        )
+        if self.device.type == "cpu":
+            self._provenance["cpu"] = cpu_flags()
+        elif self.device.type == "cuda":
+            self._provenance["gpu"] = torch.cuda.get_device_name(self.device)
+        return self._provenance
 
     def _tiled(self, lr: torch.Tensor, tile: int, overlap: int, batch: int) -> torch.Tensor:
         n, c, h, w = lr.shape
@@ -284,15 +320,62 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+_SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_flags() -> dict[str, Any]:
+    """What decides CPU inference speed, for the manifest: model, the speed-relevant ISA flags
+    present (from /proc/cpuinfo), torch's kernel level and oneDNN's native-bf16 verdict."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return {"model": model or platform.processor() or "unknown",
+            "flags": [f for f in _SPEED_FLAGS if f in flags],
+            "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": cpu_has_fast_bf16()}
+
+
+def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
+    """The precision to run and why. ``auto``: bf16 on a CUDA device with bf16 and on a CPU with
+    native bf16 (AVX512-BF16/AMX, where it was 2.1-2.4x faster than fp32), fp32 elsewhere (on an
+    AVX2 CPU bf16 is emulated and ~12x slower; MPS is left at fp32). An explicit low precision
+    is honoured, but on a CPU without native support it warns once per process with the cost."""
+    if requested == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16", "auto: CUDA device with bf16"
+        if device.type == "cpu" and cpu_has_fast_bf16():
+            return "bf16", "auto: CPU with native bf16 (AVX512-BF16/AMX)"
+        return "fp32", f"auto: no native bf16 on this {device.type}"
+    if requested != "fp32" and device.type == "cpu" and not cpu_has_fast_bf16():
+        if requested not in _warned:
+            _warned.add(requested)
+            warnings.warn(f"--precision {requested} on a CPU without native {requested} (no AVX512-BF16/AMX): "
+                          f"emulated, about {SLOW_BF16_FACTOR:g}x slower than fp32 (measured for bf16 on an AVX2 "
+                          "EPYC); use --precision auto or fp32", stacklevel=3)
+        return requested, "requested (no native support on this CPU: slow)"
+    return requested, "requested"
+
+
 __all__ = [
     "PRECISIONS",
     "EngineOptions",
     "RRDBEngine",
     "available_memory",
+    "cpu_flags",
     "cpu_has_fast_bf16",
     "engine_options",
     "estimate_bytes",
     "receptive_radius",
+    "resolve_precision",
     "select_device",
     "tile_windows",
 ]

@@ -11,7 +11,7 @@ Options (card ``options``; ``checkpoint``, ``tile`` and ``precision`` also as ru
 
     checkpoint: path            param_key: params_ema | params
     tile: 0 | int (LR px)       tile_overlap: int      tile_batch: int
-    precision: fp32 | bf16 | fp16                      channels_last: bool
+    precision: auto | fp32 | bf16 | fp16               channels_last: bool
     memory_fraction: float      max_memory_gb: float
 """
 
@@ -73,13 +73,7 @@ def load(spec: MethodSpec, *, device: torch.device | str, options: Mapping[str, 
         "layout": loaded.layout,
         "wrapper": loaded.wrapper,
         "arch": dict(loaded.arch.__dict__),
-        "engine": {
-            "precision": eng_opts.precision,
-            "tile": eng_opts.tile,
-            "tile_overlap": eng_opts.tile_overlap,
-            "channels_last": eng_opts.channels_last,
-            "device": str(engine.device),
-        },
+        "engine": engine.provenance(),
     }
     return RRDBMethod(spec=spec, engine=engine, fingerprint=sha, provenance=provenance)
 
