@@ -146,7 +146,7 @@ METRIC_TABLE: list[MetricSpec] = [
     ),
     MetricSpec(
         name="ssim", kind="FR", higher_is_better=True, colour="RGB (mean over channels)", crop=4, input="uint8",
-        implementation="rsr_bench (float64, Gaussian 11x11 sigma 1.5 as two separable passes, valid, "
+        implementation="rsr_bench (float64, Gaussian 11x11 sigma 1.5 as cv2 separable passes, valid, "
                        "C1=(0.01*255)^2, C2=(0.03*255)^2)",
         factory=f"{_FR}:Ssim",
         description="As RSR/BasicSR calculate_ssim, no downsampling.",
