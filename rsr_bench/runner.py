@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from . import __version__, store
 from .datasets import DatasetSpec, Sample, load_datasets, select_datasets
 from .errors import ConfigError, ImageError, RsrBenchError
-from .image import dequantise, match_hr_to_lr, quantise, read_image, write_png
+from .image import dequantise, encode_png, match_hr_to_lr, quantise, read_image
 from .fetch import make_available
 from .methods.engine import PRECISIONS
 from .methods.cards import Method, MethodSpec, adapter_for, load_method, load_method_specs, select_methods
@@ -33,6 +33,8 @@ from .metrics import MetricSpec, score_batch, select_metrics
 from .files import store_root
 
 PREFETCH = 3
+#: Seconds between tries to claim an image another run on the same store is computing.
+LOCK_POLL_S = 0.2
 
 
 @dataclass
@@ -56,10 +58,13 @@ class RunSummary:
     skipped: dict[tuple[str, str], str] = field(default_factory=dict)
     skipped_datasets: dict[str, str] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
+    named: list[str] = field(default_factory=list)  # methods asked for by name (see _named_explicitly)
+    refused: dict[str, str] = field(default_factory=dict)  # named methods that could not run, with the reason
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failures else 0
+        """2: a method the user named explicitly could not run; 1: some images failed; else 0."""
+        return 2 if self.refused else 1 if self.failures else 0
 
     @property
     def ran(self) -> set[tuple[str, str]]:
@@ -193,6 +198,10 @@ class _Decoder:
         fut = self.futures.pop(index, None) or self.pool.submit(self._decode, self.samples[index])
         return fut.result()
 
+    def drop(self, index: int) -> None:
+        """Forget a prefetched image that turned out not to be needed."""
+        self.futures.pop(index, None)
+
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -263,16 +272,24 @@ class _CellRun:
         self.failures: list[dict[str, str]] = []
         self.timings = {"predict_s": 0.0, "metrics_s": 0.0}
 
-    def pending(self) -> tuple[dict[str, dict | None], list[tuple[int, Sample]]]:
-        """The stored record of every image, and the (index, sample) pairs that still need work."""
-        records = {s.id: store.read_record(self.root, self.name, self.dname, s.id) for s in self.samples}
-        todo = [(i, s) for i, s in enumerate(self.samples)
-                if records[s.id] is None or _missing_metrics(records[s.id], self.metrics, self.options.force)]
-        return records, todo
+    def stored(self, image: str) -> dict | None:
+        """The image's record as a resume may use it: None when missing, damaged, or when its SR
+        PNG is missing or differs from the hash in the record (the image is recomputed)."""
+        rec = store.read_record(self.root, self.name, self.dname, image)
+        if rec is not None and not rec.get("errors") and not store.sr_intact(self.root, self.name, self.dname, rec):
+            return None
+        return rec
+
+    def needs_work(self, rec: dict | None) -> bool:
+        return rec is None or bool(_missing_metrics(rec, self.metrics, self.options.force))
+
+    def pending(self) -> list[tuple[int, Sample]]:
+        """The (index, sample) pairs that still need work."""
+        return [(i, s) for i, s in enumerate(self.samples) if self.needs_work(self.stored(s.id))]
 
     def evaluate(self, sample: Sample, decoded: tuple, prev: dict | None) -> dict:
         """One image's record: predict, quantise, write the PNG, score what is missing; a failure
-        becomes an error in the record, never an exception."""
+        becomes an error in the record, never an exception (except a store that cannot be written)."""
         lr, hr, errors = decoded
         method, dataset, device, force = self.method, self.dataset, self.device, self.options.force
         fresh = force or prev is None or bool(prev.get("errors"))
@@ -283,6 +300,10 @@ class _CellRun:
             "not_computable": {} if fresh else dict(prev.get("not_computable", {})),
             "errors": errors,
         }
+        problem = store.image_problem(sample.id)
+        if problem:  # its PNG could not be named; the record goes under a hashed name
+            errors.insert(0, {"stage": "image-id", "message": f"{sample.lr_path}: image id {sample.id!r} cannot name "
+                                                              f"a file in the store: {problem}; rename the file"})
         if errors:
             return rec
         needed = _missing_metrics(None if fresh else prev, self.metrics, force)
@@ -290,13 +311,15 @@ class _CellRun:
             t0 = time.perf_counter()
             sr_float = _predict(method, dataset, sample, lr, device)
             sr_u8 = quantise(sr_float[0])
-            write_png(store.sr_path(self.root, self.name, self.dname, sample.id), sr_u8)
+            rec["sr_sha256"] = store.write_sr(self.root, self.name, self.dname, sample.id, encode_png(sr_u8))
             rec["time_predict_s"] = round(time.perf_counter() - t0, 4)
             self.timings["predict_s"] += rec["time_predict_s"]
             t1 = time.perf_counter()
             ref = None if hr is None else hr[None]
             score_batch(needed, sr_float, ref, quantised=dequantise(sr_u8)[None], device=device)[0].update_record(rec)
             self.timings["metrics_s"] += time.perf_counter() - t1
+        except store.StoreError:
+            raise
         except Exception as exc:  # noqa: BLE001 - one bad image never loses the others
             rec["errors"].append({"stage": "predict", "message": f"{type(exc).__name__}: {exc}"})
         return rec
@@ -313,9 +336,46 @@ class _CellRun:
             raise RsrBenchError(f"{self.name} on {self.dname}, image {rec['image']}: {rec['errors'][0]['message']} "
                                 "(--fail-fast)")
 
+    def claimed(self, lock: store.CellLock, sample: Sample, decoder: _Decoder, upcoming: list[int], index: int) -> None:
+        """Evaluate one image this process holds the claim of; another run may have finished it
+        between the listing and the claim, so its record is read again first."""
+        try:
+            rec = self.stored(sample.id)
+            if not self.options.force and not self.needs_work(rec):
+                decoder.drop(index)
+                self.result.reused += 1
+                return
+            self.save(self.evaluate(sample, decoder.get(index, upcoming), rec))
+        finally:
+            lock.release([sample.id])
+
+    def work(self, todo: list[tuple[int, Sample]], bar: Any, log: Callable[[str], None]) -> None:
+        """Evaluate ``todo``; an image another run on this store is computing is left for the end,
+        then waited for (a dead run's claim vanishes with it, so the wait always ends)."""
+        lock, decoder = store.CellLock(self.root, self.name, self.dname), _Decoder(self.samples, self.dataset)
+        waiting: list[tuple[int, Sample]] = []
+        try:
+            for k, (i, sample) in enumerate(todo):
+                if not lock.claim([sample.id]):
+                    waiting.append((i, sample))
+                    continue
+                self.claimed(lock, sample, decoder, [j for j, _ in todo[k + 1 : k + 1 + PREFETCH]], i)
+                bar.update(1)
+            if waiting:
+                log(f"{self.name} on {self.dname}: waiting for another run computing {len(waiting)} image(s)")
+            for i, sample in waiting:
+                while not lock.claim([sample.id]):
+                    time.sleep(LOCK_POLL_S)
+                self.claimed(lock, sample, decoder, [], i)
+                bar.update(1)
+        finally:
+            decoder.close()
+            lock.close()
+
 
 def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], *, root: Path,
-             device: torch.device, options: RunOptions) -> tuple[CellResult, list[dict[str, str]]]:
+             device: torch.device, options: RunOptions,
+             log: Callable[[str], None] = print) -> tuple[CellResult, list[dict[str, str]]]:
     """Evaluate one (method, dataset) cell into the store; returns its result and failures."""
     cell = _CellRun(method, dataset, metrics, root, device, options)
     manifest = _manifest(method, cell.dataset, cell.metrics, device)
@@ -324,19 +384,14 @@ def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec]
     manifest["started"] = _now()
     store.write_manifest(root, cell.name, cell.dname, {**(old or {}), **manifest, "finished": None})
     t_cell = time.perf_counter()
-    records, todo = cell.pending()
+    todo = cell.pending()
     cell.result.reused = len(cell.samples) - len(todo)
-    decoder = _Decoder(cell.samples, cell.dataset)
     bar = tqdm(total=len(cell.samples), initial=cell.result.reused, desc=f"{cell.name} | {cell.dname}", unit="img",
                disable=not options.progress, leave=True, dynamic_ncols=True)
     try:
-        for k, (i, sample) in enumerate(todo):
-            decoded = decoder.get(i, [j for j, _ in todo[k + 1 : k + 1 + PREFETCH]])
-            cell.save(cell.evaluate(sample, decoded, records[sample.id]))
-            bar.update(1)
+        cell.work(todo, bar, log)
     finally:
         bar.close()
-        decoder.close()
     cell.result.seconds = time.perf_counter() - t_cell
     manifest.update(finished=_now(), timings={**{k: round(v, 3) for k, v in cell.timings.items()},
                                              "images_computed": cell.result.computed,
@@ -369,14 +424,27 @@ def _ready_datasets(datasets: Sequence[DatasetSpec], summary: RunSummary, log: C
     return ready
 
 
+def _named_explicitly(patterns: str | Sequence[str], selected: Sequence[MethodSpec], checkpoint: bool) -> list[str]:
+    """The selected methods the user asked for by name (not through ``all`` or a glob), and with
+    a ``--checkpoint`` every one that takes it: such a method that cannot run makes the run exit
+    2, while ``--methods all`` skipping what is unavailable here is normal."""
+    names = [p.strip() for p in patterns.split(",")] if isinstance(patterns, str) else list(patterns)
+    plain = [n for n in names if n and n != "all" and not any(c in n for c in "*?[")]
+    return [m.name for m in selected if any(m.name == n or m.name.startswith(n + ".") for n in plain)
+            or (checkpoint and "checkpoint" in adapter_for(m).run_options)]
+
+
 def _run_method(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequence[MetricSpec], device: torch.device,
                 options: RunOptions, summary: RunSummary, log: Callable[[str], None]) -> None:
     """Load one method and evaluate it on every ready dataset; a cell that cannot run is skipped
-    with its reason (with ``keep_going`` off, the reasons so far are saved and the error raised)."""
+    with its reason (with ``keep_going`` off, the reasons so far are saved and the error raised).
+    A store that cannot be written stops everything (:class:`store.StoreError`)."""
     try:
         method = _prepare_method(spec, device, options.engine_options())
     except RsrBenchError as exc:
         log(f"skipping method {spec.name}: {exc}")
+        if spec.name in summary.named:
+            summary.refused[spec.name] = str(exc)
         summary.skipped.update({(spec.name, d.name): str(exc) for d in datasets})
         return
     for d in datasets:
@@ -384,7 +452,9 @@ def _run_method(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequ
             summary.skipped[(spec.name, d.name)] = f"scale mismatch: method x{spec.scale}, dataset x{d.scale}"
             continue
         try:
-            cell, failures = run_cell(method, d, metrics, root=summary.store, device=device, options=options)
+            cell, failures = run_cell(method, d, metrics, root=summary.store, device=device, options=options, log=log)
+        except store.StoreError:
+            raise
         except RsrBenchError as exc:
             if not options.keep_going:
                 store.update_skipped(summary.store, summary.skipped, summary.ran)
@@ -404,12 +474,13 @@ def run(options: RunOptions, *, log: Callable[[str], None] = print) -> RunSummar
     store's skipped.json. ``log`` receives one line per skip.
     """
     root = store_root(options.store)
-    root.mkdir(parents=True, exist_ok=True)
+    store.check_store(root)
     methods = select_methods(options.methods, load_method_specs(options.method_cards))
     datasets = select_datasets(options.datasets, load_datasets(options.datasets_files, options.data_root))
     metrics = select_metrics(options.metrics)
     device = resolve_device(options.device)
     summary = RunSummary(root, [m.name for m in methods], [], [m.name for m in metrics])
+    summary.named = _named_explicitly(options.methods, methods, bool(options.checkpoint))
     ready = _ready_datasets(datasets, summary, log)
     for spec in methods if ready else ():
         _run_method(spec, ready, metrics, device, options, summary, log)
