@@ -455,7 +455,7 @@ def build_robust_section(data: ReportData, out_dir: Path, assets: str, formats: 
     """Everything the Robustness section shows, with its figures, crops and exports written."""
     from ..robust.summary import level_table, summarise
 
-    levels = level_table(data.stats)
+    levels = level_table(data.results)
     summary = summarise(levels)
     tables = build_robust_tables(data, summary)
     written = write_robust_exports(tables, summary, levels, out_dir, formats)
@@ -493,7 +493,7 @@ def format_summary(summary: Any) -> str:
 
     lines = skipped_lines({**summary.run.skipped, **summary.skipped})
     data = load_report_data(summary.store)
-    table = summarise(level_table(data.stats[data.stats["method"].isin(summary.plan.methods)]))
+    table = summarise(level_table(data.results[data.results["method"].isin(summary.plan.methods)]))
     for t in build_robust_tables(data, table[table["dataset"].isin([b.name for b in summary.plan.bases])]):
         rows = [["method"] + [c.label for c in t.columns]] + [[m] + [c.text for c in cells] for m, cells in t.rows]
         lines += ["", f"robustness on {t.dataset}  ({', '.join(f'{g} x{n}' for g, n in t.groups)})", *_render(rows)]

@@ -1,7 +1,8 @@
 """Robustness scores from the results store: per-level means, mean degradation, mCE, attack drops.
 
-Everything is computed from cell means (the mean over images of a cell, as every table of the
-report shows), never stored, so a re-run or a partial store is always summarised consistently.
+Everything is computed from the per-image results at read time, never stored, so a re-run or a
+partial store is always summarised consistently. Each level is compared with the clean input on
+the same images (paired: an image that failed on one side is left out of both means).
 
 - **degradation** of a metric at one level = how much worse than the clean input it is:
   ``clean - value`` for higher-is-better metrics (the PSNR drop), ``value - clean`` for
@@ -53,22 +54,33 @@ def degradation(metric: str, clean: float, value: float) -> float:
     return clean - value if higher_is_better(metric) else value - clean
 
 
-def level_table(stats: pd.DataFrame) -> pd.DataFrame:
-    """Cell means ``[method, dataset, metric, mean, n]`` -> one row per derived cell with its clean value.
+def level_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per-image results ``[method, dataset, image, metric, value]`` -> one row per derived cell.
 
     ``dataset`` becomes the base set; ``kind`` is corruption / pgd / transfer, ``group`` the
-    corruption or attack tag, ``level`` the severity or eps (in 1/255).
+    corruption or attack tag, ``level`` the severity or eps (in 1/255). ``value`` and ``clean``
+    are means over the same images (those with a value in both the derived and the clean cell,
+    ``n`` of them): an image that failed on one side only, or whose clean value is not finite,
+    would otherwise move one mean and not the other and fake a gain or a loss.
     """
     rows = []
-    clean = {(r.method, r.dataset, r.metric): float(r.mean) for r in stats.itertuples(index=False)}
-    for r in stats.itertuples(index=False):
-        d = parse_derived(r.dataset) if "~" in r.dataset else None
+    if results.empty:
+        return pd.DataFrame(rows, columns=LEVEL_COLUMNS)
+    key = ["method", "dataset", "metric"]
+    by_cell = {k: g.set_index("image")["value"] for k, g in results.groupby(key, sort=False)}
+    for (method, dataset, metric), values in by_cell.items():
+        d = parse_derived(dataset) if "~" in dataset else None
         if d is None:
             continue
-        c = clean.get((r.method, d.base, r.metric))
-        deg = degradation(r.metric, c, float(r.mean)) if c is not None else math.nan
-        rows.append((r.method, d.base, r.metric, d.kind, d.group, d.level, float(r.mean),
-                     math.nan if c is None else c, deg, int(r.n)))
+        clean = by_cell.get((method, d.base, metric))
+        both = [] if clean is None else [i for i in values.index if i in clean.index
+                                          and math.isfinite(values[i]) and math.isfinite(clean[i])]
+        if not both:
+            rows.append((method, d.base, metric, d.kind, d.group, d.level, float(values.mean()), math.nan, math.nan,
+                         int(values.size)))
+            continue
+        v, c = float(values[both].mean()), float(clean[both].mean())
+        rows.append((method, d.base, metric, d.kind, d.group, d.level, v, c, degradation(metric, c, v), len(both)))
     return pd.DataFrame(rows, columns=LEVEL_COLUMNS)
 
 
@@ -92,7 +104,8 @@ def summarise(levels: pd.DataFrame) -> pd.DataFrame:
     """Per (method, base, metric): clean value, mean degradation, mCE, relative mCE, attack drops."""
     rows = []
     for (m, d, x), g in levels.groupby(["method", "dataset", "metric"], sort=False):
-        rows.append((m, d, x, "clean", "", 0.0, float(g["clean"].iloc[0])))
+        paired = g.dropna(subset=["clean"])  # the clean mean over the images of the most complete level
+        rows.append((m, d, x, "clean", "", 0.0, float(paired.loc[paired["n"].idxmax(), "clean"]) if len(paired) else math.nan))
         corr = g[g["kind"] == "corruption"]
         if not corr.empty:
             rows.append((m, d, x, "mean_degradation", "", math.nan, float(corr["degradation"].mean())))
@@ -109,7 +122,7 @@ def robustness_summary(root: str | os.PathLike, methods: Iterable[str] | None = 
     """The summary scores of a store (long: ``[method, dataset, metric, statistic, group, level, value]``)."""
     from .. import store
 
-    stats = store.aggregate(store.load_results(root))
+    results = store.load_results(root)
     if methods is not None:
-        stats = stats[stats["method"].isin(list(methods))]
-    return summarise(level_table(stats))
+        results = results[results["method"].isin(list(methods))]
+    return summarise(level_table(results))
