@@ -1,4 +1,6 @@
-"""The report opened in real headless Chromium: no missing image, no console error, a screenshot.
+"""The report opened in real headless Chromium: no missing image, no console error, a screenshot,
+and the Robustness section (table with best marks and "n/d" reasons, severity and attack plots,
+the severity image grid, its downloads) present and laid out.
 
 Talks to Chromium over ``--remote-debugging-pipe`` (DevTools protocol as NUL-terminated JSON on
 fds 3/4), so no websocket client or browser download is needed. Skips cleanly when Debian's
@@ -125,6 +127,27 @@ WAIT_IMAGES = """
 """
 
 
+def add_robustness_cells(store: Path, tmp: Path) -> None:
+    """A small real sweep into ``store``: bicubic and a precomputed (not differentiable) method on
+    one demo image, two corruptions at two severities and a white-box PGD at one eps."""
+    import numpy as np
+    from PIL import Image
+
+    from rsr_bench.datasets.demo import ensure_demo_dataset
+    from rsr_bench.robust.sweep import RobustOptions, run_robust
+
+    _, hr_dir = ensure_demo_dataset("demo_clean")
+    (tmp / "published").mkdir()
+    for src in hr_dir.glob("*.png"):  # outputs made elsewhere: the clean HR, darker
+        Image.fromarray((np.asarray(Image.open(src).convert("RGB")) * 0.9).astype(np.uint8)).save(tmp / "published" / src.name)
+    card = tmp / "pub.yaml"
+    card.write_text("family: pub\nadapter: rsr_bench.adapters.precomputed:load\nvariants:\n  x4:\n    scale: 4\n"
+                    "    options: {root: published, pattern: '{id}.png'}\n")
+    run_robust(RobustOptions(methods="pub.x4", method_cards=[card], datasets="demo_clean", corruptions="jpeg,gaussian_noise",
+                             severities="1,4", attacks="pgd", eps="8/255", attack_iters=2, metrics="psnr,lpips",
+                             store=store, limit=1, progress=False), log=lambda m: None)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     env_store = os.environ.get("RSR_BENCH_REPORT_STORE")
@@ -133,11 +156,35 @@ def report(tmp_path_factory) -> Path:
     else:
         store = tmp_path_factory.mktemp("store")
         build_synthetic_store(store, n_images=6, size=(96, 72))
+        add_robustness_cells(store, tmp_path_factory.mktemp("robust"))
     return build_report(store, tmp_path_factory.mktemp("report") / "r")
 
 
+ROBUSTNESS_PROBE = """
+(() => {
+  const h = document.getElementById('robustness');
+  if (!h) return JSON.stringify(null);
+  const after = n => !!(h.compareDocumentPosition(n) & Node.DOCUMENT_POSITION_FOLLOWING);
+  const tables = [...document.querySelectorAll('table.robust')].filter(after);
+  const imgs = [...document.images].filter(after);
+  return JSON.stringify({
+    nav: !!document.querySelector('nav a[href="#robustness"]'),
+    rows: tables.map(t => t.querySelectorAll('tbody tr').length),
+    best: tables.reduce((n, t) => n + t.querySelectorAll('td.best').length, 0),
+    nd: [...document.querySelectorAll('table.robust td')].filter(td => td.textContent.trim() === 'n/d')
+           .map(td => td.getAttribute('title') || ''),
+    plots: imgs.filter(i => i.closest('figure')).map(i => i.getAttribute('alt')),
+    crops: imgs.filter(i => i.closest('table.rgrid')).length,
+    visible: tables.length > 0 && tables[0].getBoundingClientRect().width > 200,
+    downloads: [...document.querySelectorAll('p.downloads a')].map(a => a.getAttribute('href')),
+  });
+})()
+"""
+
+
 def inspect_page(url: str, tmp_path: Path) -> tuple[dict, list[str], Path]:
-    """Load ``url``; return the image check, console/network errors and a full-page screenshot."""
+    """Load ``url``; return the image check (with the Robustness section's probe under
+    ``"robustness"``), console/network errors and a full-page screenshot."""
     dt = DevTools(CHROMIUM, tmp_path / "profile")
     try:
         target = dt.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -151,6 +198,8 @@ def inspect_page(url: str, tmp_path: Path) -> tuple[dict, list[str], Path]:
         res = dt.send("Runtime.evaluate", {"expression": WAIT_IMAGES, "awaitPromise": True, "returnByValue": True},
                       session=session, timeout=60)
         images = json.loads(res["result"]["value"])
+        probe = dt.send("Runtime.evaluate", {"expression": ROBUSTNESS_PROBE, "returnByValue": True}, session=session)
+        images["robustness"] = json.loads(probe["result"]["value"])
         # Open a crop in the lightbox and close it, as a reader would, so that script runs too.
         dt.send("Runtime.evaluate", {"expression": "var a = document.querySelector('a.zoom'); if (a) a.click();"},
                 session=session)
@@ -189,6 +238,14 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert images["broken"] == []
     assert errors == []
     assert png.stat().st_size > 20_000
+    rob = images["robustness"]
+    assert rob is not None and rob["nav"] and rob["visible"]
+    if not os.environ.get("RSR_BENCH_REPORT_STORE"):  # the fixture's sweep: two methods, one base set
+        assert rob["rows"] == [2] and rob["best"] >= 3
+        assert rob["nd"] and all(t.startswith("not differentiable") for t in rob["nd"])
+        assert len(rob["plots"]) >= 2 and any("ttack" in a for a in rob["plots"]), rob["plots"]
+        assert rob["crops"] >= 4
+        assert {"robustness.csv", "robustness.md", "robustness.tex"} <= {Path(h).name for h in rob["downloads"]}
 
 
 def test_checker_sees_broken_images_and_console_errors(tmp_path):
