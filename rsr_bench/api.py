@@ -47,12 +47,23 @@ def score(dist: str | os.PathLike, ref: str | os.PathLike | None = None, metrics
     return table
 
 
-def list_methods(method_cards: Sequence[str | os.PathLike] = ()) -> pd.DataFrame:
-    """Every registered checkpoint and whether it can run here: ``[name, family, tag, scale,
-    trained_on, available, reason]`` (``reason`` says what to do)."""
-    from .methods.cards import load_method_specs, method_availability
+def _table(rows: list[tuple], columns: list[str], records: bool) -> pd.DataFrame | list:
+    """A DataFrame, or with ``records`` a list of named tuples with the same fields (what
+    ``itertuples`` gives, without importing pandas: ``rsr-bench list`` stays under 1 s)."""
+    if records:
+        from collections import namedtuple
 
+        row = namedtuple("Row", columns)
+        return [row(*r) for r in rows]
     import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
+
+
+def list_methods(method_cards: Sequence[str | os.PathLike] = (), *, records: bool = False) -> pd.DataFrame:
+    """Every registered checkpoint and whether it can run here: ``[name, family, tag, scale,
+    trained_on, available, reason]`` (``reason`` says what to do); ``records``: see :func:`_table`."""
+    from .methods.cards import load_method_specs, method_availability
 
     rows = []
     for spec in load_method_specs(method_cards).values():
@@ -61,17 +72,15 @@ def list_methods(method_cards: Sequence[str | os.PathLike] = ()) -> pd.DataFrame
         except Exception as exc:  # noqa: BLE001 - listing must survive one broken card
             reason = f"{type(exc).__name__}: {exc}"
         rows.append((spec.name, spec.family, spec.tag, spec.scale, tuple(spec.trained_on), reason is None, reason or ""))
-    return pd.DataFrame(rows, columns=["name", "family", "tag", "scale", "trained_on", "available", "reason"])
+    return _table(rows, ["name", "family", "tag", "scale", "trained_on", "available", "reason"], records)
 
 
-def list_datasets(datasets_files: Sequence[str | os.PathLike] = (), data_root: str | os.PathLike | None = None
-                  ) -> pd.DataFrame:
+def list_datasets(datasets_files: Sequence[str | os.PathLike] = (), data_root: str | os.PathLike | None = None,
+                  *, records: bool = False) -> pd.DataFrame:
     """Every registered dataset and whether it can run: ``[name, kind, scale, has_gt, status,
     available, reason, notes]``. ``status`` is ``ready``, ``missing`` (folder not on disk) or
     ``unusable`` (on disk, but a run would refuse it, e.g. two files with one image id);
     ``reason`` says why and what to do; ``notes`` names entries a run will skip (dangling links)."""
-    import pandas as pd
-
     from .datasets import load_datasets
 
     rows = []
@@ -80,14 +89,12 @@ def list_datasets(datasets_files: Sequence[str | os.PathLike] = (), data_root: s
         error, notes = (None, "") if missing else s.listing_problem()
         status = "missing" if missing else "unusable" if error else "ready"
         rows.append((s.name, s.kind, s.scale, s.has_gt, status, status == "ready", missing or error or "", notes))
-    return pd.DataFrame(rows, columns=["name", "kind", "scale", "has_gt", "status", "available", "reason", "notes"])
+    return _table(rows, ["name", "kind", "scale", "has_gt", "status", "available", "reason", "notes"], records)
 
 
-def list_metrics() -> pd.DataFrame:
+def list_metrics(*, records: bool = False) -> pd.DataFrame:
     """The metric table in display order: ``[name, kind, higher_is_better, default, conventions]``."""
-    import pandas as pd
-
     from .metrics import METRICS
 
-    return pd.DataFrame([(m.name, m.kind, m.higher_is_better, m.default, m.conventions()) for m in METRICS.values()],
-                        columns=["name", "kind", "higher_is_better", "default", "conventions"])
+    rows = [(m.name, m.kind, m.higher_is_better, m.default, m.conventions()) for m in METRICS.values()]
+    return _table(rows, ["name", "kind", "higher_is_better", "default", "conventions"], records)

@@ -40,13 +40,16 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, ImageError
 from .files import atomic_write_bytes
+
+if TYPE_CHECKING:  # torch is imported where used: `rsr-bench list` and --help stay under 1 s
+    import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -164,20 +167,28 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
 
 def read_image(path: str | os.PathLike) -> torch.Tensor:
     """Decode ``path`` into a ``(3, H, W)`` float32 tensor in [0, 1] (see module policy)."""
+    import torch
+
     return torch.from_numpy(read_image_array(path)).permute(2, 0, 1).contiguous()
 
 
 def quantise(img: torch.Tensor) -> torch.Tensor:
     """Clamp to [0, 1] and round to uint8 levels, as ``round(x * 255)`` in the official scripts."""
+    import torch
+
     return (img.clamp(0, 1) * 255.0).round().to(torch.uint8)
 
 
 def dequantise(img_u8: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return img_u8.to(torch.float32) / 255.0
 
 
 def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
     """``(3,H,W)`` float or uint8 tensor -> ``(H,W,3)`` uint8 array."""
+    import torch
+
     if img.dtype != torch.uint8:
         img = quantise(img)
     return img.permute(1, 2, 0).cpu().numpy()
@@ -287,6 +298,8 @@ def imresize(img: torch.Tensor, scale: float, *, antialias: bool = True) -> torc
     rounding: callers that need uint8 do that once, explicitly. Computation runs in the
     input's dtype (use float64 for bit-faithful LR generation).
     """
+    import torch
+
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     if not img.is_floating_point():
@@ -306,6 +319,8 @@ def imresize_uint8(img_u8: torch.Tensor, scale: float, *, antialias: bool = True
     Reproducing that matches the LR images of the standard benchmarks (Set5/Set14
     ``LR_bicubic_x4``) far more often than a single rounding at the end.
     """
+    import torch
+
     if img_u8.dtype != torch.uint8:
         raise TypeError("imresize_uint8 expects a uint8 tensor")
     x = img_u8.to(torch.float64)

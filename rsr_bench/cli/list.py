@@ -17,11 +17,14 @@ def list_command(what, datasets_files, data_root, method_cards) -> None:
     from .. import api
 
     if what == "metrics":
-        for m in api.list_metrics().itertuples():
+        for m in api.list_metrics(records=True):
             click.echo(f"{m.name:12s} {m.kind}  {'↑' if m.higher_is_better else '↓'}  {m.conventions}")
         return
-    table = api.list_methods(method_cards) if what == "methods" else api.list_datasets(datasets_files, data_root)
-    for row in table.itertuples():
+    if what == "methods":
+        table = api.list_methods(method_cards, records=True)
+    else:
+        table = api.list_datasets(datasets_files, data_root, records=True)
+    for row in table:
         if what == "methods":
             head = f"{row.name:32s} x{row.scale}  trained_on={','.join(row.trained_on) or '-':22s}"
         else:

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..files import cache_dir
@@ -90,6 +89,8 @@ def _seed(name: str, salt: str) -> int:
 
 def _bicubic_down(hr_u8: np.ndarray) -> np.ndarray:
     """MATLAB ``imresize(hr, 1/4)`` on the uint8 image, as benchmark LR images are made."""
+    import torch
+
     lr = imresize_uint8(torch.from_numpy(hr_u8).permute(2, 0, 1), 0.25)
     return lr.permute(1, 2, 0).numpy().astype(np.float64) / 255.0
 
@@ -125,6 +126,8 @@ def _gaussian_blur(hr_u8: np.ndarray, sigma: float) -> np.ndarray:
 
 def make_lr(dataset: str, name: str, hr_u8: np.ndarray) -> np.ndarray:
     """The uint8 LR image of demo set ``dataset`` for source image ``name`` (see module doc)."""
+    import torch
+
     if dataset == "demo_real":
         blurred = _gaussian_blur(hr_u8, 1.2)
         lr = imresize(torch.from_numpy(blurred).permute(2, 0, 1), 0.25).permute(1, 2, 0).numpy()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where used: `rsr-bench list` and --help stay under 1 s
+    import torch
 
 from ..errors import ConfigError
 from ..image import imresize
@@ -20,10 +21,12 @@ class BicubicMethod:
     fingerprint: str = "matlab-imresize-bicubic-a-0.5"
     provenance: Mapping[str, Any] = field(default_factory=lambda: {"source": "rsr_bench.image.imresize"})
 
-    @torch.inference_mode()
     def predict(self, lr: torch.Tensor, images: Sequence[ImageKey] = ()) -> torch.Tensor:
         # float64 keeps the result bit-stable across devices and BLAS builds before rounding.
-        out = imresize(lr.to(self.device, torch.float64), float(self.spec.scale))
+        import torch
+
+        with torch.inference_mode():
+            out = imresize(lr.to(self.device, torch.float64), float(self.spec.scale))
         return out.to(torch.float32)
 
 

@@ -36,9 +36,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where used: `rsr-bench list` and --help stay under 1 s
+    import torch
 
 from ..errors import ConfigError, RsrBenchError
 from ..files import project_root, read_yaml_mapping
@@ -295,6 +296,8 @@ def method_availability(spec: MethodSpec) -> str | None:
 def load_method(spec: MethodSpec, *, device: torch.device | str = "cpu",
                 run_options: Mapping[str, Any] | None = None) -> Method:
     """Build the runnable method; each run option reaches the adapter only if it declares it."""
+    import torch
+
     adapter = adapter_for(spec)
     extra = set(run_options or {}) - set(RUN_OPTIONS)
     if extra:

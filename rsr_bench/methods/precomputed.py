@@ -17,9 +17,10 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where used: `rsr-bench list` and --help stay under 1 s
+    import torch
 
 from ..errors import ConfigError, ImageError
 from ..image import read_image
@@ -40,6 +41,8 @@ class PrecomputedMethod:
         return self.root / self.pattern.format(dataset=dataset, id=sample_id)
 
     def predict(self, lr: torch.Tensor, images: Sequence[ImageKey] = ()) -> torch.Tensor:
+        import torch
+
         if len(images) != lr.shape[0]:
             raise ConfigError(f"method {self.spec.name} serves precomputed outputs: predict needs the "
                               f"(dataset, id) of each of the {lr.shape[0]} images, got {len(images)}")

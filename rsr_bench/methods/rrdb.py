@@ -19,18 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..files import sha256_file
 from . import weights
 from .cards import Adapter, ImageKey, MethodSpec
-from .engine import EngineOptions, RRDBEngine, engine_options
-from .layouts import LAYOUTS, load_checkpoint
 
-OPTION_KEYS = {"checkpoint", "param_key"} | set(EngineOptions.__dataclass_fields__)
+if TYPE_CHECKING:  # the engine (torch) is imported on load: `rsr-bench list methods` stays under 1 s
+    import torch
+
+    from .engine import RRDBEngine
+
+
+def _option_keys() -> set[str]:
+    from .engine import EngineOptions
+
+    return {"checkpoint", "param_key"} | set(EngineOptions.__dataclass_fields__)
 
 
 @dataclass
@@ -47,10 +52,13 @@ class RRDBMethod:
 
 
 def _check_options(spec: MethodSpec, options: Mapping[str, Any]) -> None:
-    extra = set(options) - OPTION_KEYS
+    from .layouts import LAYOUTS
+
+    keys = _option_keys()
+    extra = set(options) - keys
     if extra:
         moved = " (weight sources moved to the variant's `weights:` block)" if extra & {"asset", "official"} else ""
-        raise ConfigError(f"method {spec.name}: unknown option(s) {sorted(extra)}; allowed: {sorted(OPTION_KEYS)}{moved}")
+        raise ConfigError(f"method {spec.name}: unknown option(s) {sorted(extra)}; allowed: {sorted(keys)}{moved}")
     layout = spec.weights.official.layout if spec.weights and spec.weights.official else None
     if layout is not None and layout not in LAYOUTS:
         raise ConfigError(f"method {spec.name}: weights.official.layout must be one of {LAYOUTS}, got {layout!r}")
@@ -58,6 +66,9 @@ def _check_options(spec: MethodSpec, options: Mapping[str, Any]) -> None:
 
 def load(spec: MethodSpec, *, device: torch.device | str, options: Mapping[str, Any]) -> RRDBMethod:
     """Resolve, verify and load the weights strictly; build the inference engine on ``device``."""
+    from .engine import RRDBEngine, engine_options
+    from .layouts import load_checkpoint
+
     _check_options(spec, options)
     eng_opts = engine_options(dict(options))
     path, prov, layout = weights.resolve(spec, options, download=True)

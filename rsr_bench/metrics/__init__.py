@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import NotComputable, RsrBenchError
 from ..image import dequantise, quantise
 from ..registry import import_object, select, unknown
 from .table import DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_OTHER_DEVICE, METRIC_TABLE, Metric, MetricSpec, Tolerance
+
+if TYPE_CHECKING:  # torch is imported where used: `rsr-bench list` and --help stay under 1 s
+    import torch
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in METRIC_TABLE}
 DEFAULT_METRICS = [spec.name for spec in METRIC_TABLE if spec.default]
@@ -43,6 +45,8 @@ def select_metrics(patterns: str | Iterable[str]) -> list[MetricSpec]:
 
 def create_metric(name: str, device: torch.device | str = "cpu") -> Metric:
     """Build (once per process and device) the metric implementation for ``name``."""
+    import torch
+
     spec = get_metric_spec(name)
     key = (name, str(torch.device(device)))
     if key not in _cache:
@@ -114,6 +118,8 @@ def score_batch(
     ``quantised`` (uint8 levels as float in [0, 1]; computed from ``sr`` when not given). FR
     metrics compare with ``ref`` (same shape; None: FR metrics are not computable).
     """
+    import torch
+
     device = torch.device(device)
     if quantised is None:
         quantised = dequantise(quantise(sr))

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..errors import NotComputable
+
+if TYPE_CHECKING:  # no torch at run time: check_inputs/rgb_batch only call tensor methods
+    import torch
 
 Tolerance = tuple[float, float]  # (abs, rel): a mean may move by abs + rel * |baseline|
 
