@@ -78,6 +78,7 @@ def _ssim_image(x: np.ndarray, y: np.ndarray, padding: str) -> float:
     """SSIM of one ``(C, H, W)`` float64 level image pair: BasicSR's ``_ssim`` formula, mean
     over channels and pixels; ``valid`` keeps BasicSR's ``[5:-5, 5:-5]`` region, ``replicate``
     is MATLAB's same-size map with replicated borders."""
+    cv2.setNumThreads(torch.get_num_threads())  # follow the process's thread setting (rsr-bench --threads)
     x = np.ascontiguousarray(x.transpose(1, 2, 0), dtype=np.float64)
     y = np.ascontiguousarray(y.transpose(1, 2, 0), dtype=np.float64)
     replicate = padding == "replicate"
