@@ -10,6 +10,8 @@ Usage::
     python benchmarks/bench_inference.py                       # CPU, 64x64 LR, fp32 + bf16
     python benchmarks/bench_inference.py --size 96 --repeats 5
     python benchmarks/bench_inference.py --peak-memory 512     # peak memory of a 512x512 input
+    python benchmarks/bench_inference.py --peak-memory 2000 --paths auto --nb 1 --real-batches 2
+                                           # a run's engine: tile chosen from free memory
     python benchmarks/bench_inference.py --device cuda --peak-memory 512
                                            # GPU: 256x256 LR, fp32 / bf16 / fp16, then peak memory
 
@@ -200,12 +202,36 @@ def peak_memory_cuda(net: RRDBNet, device: torch.device, size: int, path: str) -
             f"({peak / 2**30:.2f} GiB total), {dt:.2f} s, {y.shape[-1] * y.shape[-2] / 1e6 / dt:.3f} MP/s")
 
 
-def _child_peak(size: int, path: str, weights: str | None) -> None:
+def _auto_engine(net: RRDBNet, size: int, real_batches: int) -> tuple[Callable, dict]:
+    """The engine as a run builds it (auto precision, tile chosen from free memory). With
+    ``real_batches`` > 0 only that many tile batches run the network; the others return zeros of
+    the same shape, so the whole output is still written (every page touched) and the peak, which
+    is reached from the first batch on (activations are freed between batches), is the real one."""
+    eng = RRDBEngine(net, device="cpu")
+    info = {"tile": eng.plan_tile(1, size, size), "budget_gib": (eng.memory_budget() or 0) / 2**30,
+            "precision": eng.precision}
+    if real_batches and info["tile"]:
+        real, calls = eng._run, [0]
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            calls[0] += 1
+            if calls[0] <= real_batches:
+                return real(x)
+            return torch.zeros(x.shape[0], 3, x.shape[2] * eng.scale, x.shape[3] * eng.scale)
+
+        eng._run = run  # type: ignore[method-assign]
+    return eng, info
+
+
+def _child_peak(size: int, path: str, weights: str | None, nb: int = 0, real_batches: int = 0) -> None:
     """Run once in a fresh process and report VmHWM (peak RSS) growth during the forward."""
-    net, _ = load_net(weights)
+    net, _ = load_net(weights) if not nb else (RRDBNet(nb=nb).eval(), f"random, nb={nb}")
     x = torch.rand(1, 3, size, size)
+    info: dict = {}
     if path == "plain":
         fn = plain_forward(net, torch.device("cpu"))
+    elif path == "auto":
+        fn, info = _auto_engine(net, size, real_batches)
     else:
         # max_memory_gb huge: measure the whole-image pass, not the auto-tiling fallback
         fn = RRDBEngine(net, device="cpu", options=EngineOptions(precision=path, max_memory_gb=1e6))
@@ -214,17 +240,21 @@ def _child_peak(size: int, path: str, weights: str | None) -> None:
     fn(x)
     dt = time.perf_counter() - t
     print(json.dumps({"path": path, "size": size, "rss_before_gib": rss0 / 2**20,
-                      "peak_gib": _rss_kib("VmHWM") / 2**20, "seconds": dt}))
+                      "peak_gib": _rss_kib("VmHWM") / 2**20, "seconds": dt, **info}))
 
 
 def peak_memory_cpu(args: argparse.Namespace) -> None:
     for path in args.paths or ["plain", "fp32", "bf16"]:
-        cmd = [sys.executable, __file__, "--_child", str(args.peak_memory), path]
+        cmd = [sys.executable, __file__, "--_child", str(args.peak_memory), path, "--nb", str(args.nb),
+               "--real-batches", str(args.real_batches)]
         if args.weights:
             cmd += ["--weights", args.weights]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        plan = (f", tile {res['tile'] or 'whole image'} chosen for a {res['budget_gib']:.2f} GiB budget "
+                f"({res['precision']})" if "tile" in res else "")
         print(f"{path:<6} {args.peak_memory}x{args.peak_memory}: peak RSS {res['peak_gib']:.2f} GiB "
-              f"(+{res['peak_gib'] - res['rss_before_gib']:.2f} GiB during the forward), {res['seconds']:.1f} s")
+              f"(+{res['peak_gib'] - res['rss_before_gib']:.2f} GiB during the forward), {res['seconds']:.1f} s{plan}",
+              flush=True)
 
 
 def main() -> None:
@@ -240,11 +270,16 @@ def main() -> None:
     ap.add_argument("--peak-memory", type=int, default=0, metavar="SIZE",
                     help="CPU: only measure peak memory of a SIZExSIZE input (subprocess per path); "
                          "CUDA: also report peak memory after the throughput table")
-    ap.add_argument("--paths", nargs="*", help="peak-memory paths: plain fp32 bf16 fp16")
+    ap.add_argument("--paths", nargs="*", help="peak-memory paths: plain fp32 bf16 fp16 auto (a run's engine: "
+                                                "auto precision, tile from free memory)")
+    ap.add_argument("--nb", type=int, default=0, help="peak memory with a random nb-block net (memory does not "
+                                                      "depend on nb, compute does); 0: the genuine weights")
+    ap.add_argument("--real-batches", type=int, default=0, help="auto path: run the network on only the first K "
+                                                                "tile batches (see _auto_engine)")
     ap.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        _child_peak(int(args._child[0]), args._child[1], args.weights)
+        _child_peak(int(args._child[0]), args._child[1], args.weights, args.nb, args.real_batches)
     elif args.peak_memory and args.device == "cpu":
         peak_memory_cpu(args)
     else:

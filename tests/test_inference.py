@@ -1,4 +1,8 @@
-"""Inference engine: tiling geometry, exactness beyond the receptive field, precision, memory bound."""
+"""Inference engine: tiling geometry, exactness beyond the receptive field, precision, memory bound.
+
+Bugs planted to check the auto-tile tests fail: the budget paying for one window while
+``tile_batch`` windows run at once; the input and output images left out of the budget.
+"""
 
 from __future__ import annotations
 
@@ -151,3 +155,26 @@ def test_options_validation_and_device() -> None:
     assert select_device("cpu").type == "cpu"
     assert select_device("auto").type in {"cpu", "cuda", "mps"}
     assert receptive_radius(23) == 348.25
+
+
+def test_auto_tile_is_the_largest_that_fits_the_budget_and_is_recorded() -> None:
+    """Issue 13.6: the tile is chosen from the budget and the image size (input and output
+    images paid first, then ``tile_batch`` windows) and recorded in the engine provenance."""
+    net = RRDBNet()  # the real width: nf=64, gc=32 (memory does not depend on nb)
+    opts = EngineOptions(max_memory_gb=2.0, tile_overlap=16, tile_batch=2, precision="fp32")
+    eng = RRDBEngine(net, device="cpu", options=opts)
+    h = w = 1000
+    tile = eng.plan_tile(1, h, w)
+    images = 3 * h * w * 4 * (1 + 16)
+    need = lambda t: images + estimate_bytes(net, 2, t + 32, t + 32, "fp32")  # noqa: E731
+    assert 64 <= tile < 1000 and tile % 8 == 0
+    assert need(tile) <= 2 * 2**30 < need(tile + 8)
+    assert eng.provenance()["tiles_chosen"] == {"1000x1000": tile}
+    assert eng.plan_tile(1, 64, 64) == 0  # a small input runs whole
+
+
+def test_auto_tile_warns_when_the_images_alone_exceed_the_budget() -> None:
+    eng = RRDBEngine(RRDBNet(nb=1), device="cpu",
+                     options=EngineOptions(max_memory_gb=0.5, tile_overlap=32, precision="fp32"))
+    with pytest.warns(UserWarning, match="for its input and output alone"):
+        assert eng.plan_tile(1, 3000, 3000) == 128  # 4 x overlap: tiling cannot shrink the output

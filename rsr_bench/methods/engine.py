@@ -217,7 +217,9 @@ class RRDBEngine:
         """The tile size to use: the configured one, 0 for whole image, or one that fits memory.
 
         The budget pays first for the fp32 input and output images (they exist whatever the
-        tile), then for ``tile_batch`` windows of ``tile + 2*overlap`` px side at once.
+        tile), then for ``tile_batch`` windows of ``tile + 2*overlap`` px side at once. An input
+        whose images alone exceed the budget (x4 of 8000x8000 LR: 13 GiB in fp32) runs with tile
+        ``4*overlap`` and a warning: tiling cannot shrink the output.
         """
         if self.options.tile:
             return self.options.tile
@@ -227,8 +229,17 @@ class RRDBEngine:
             return 0
         images = n * 3 * h * w * 4 * (1 + self.scale**2)
         per_px = estimate_bytes(self.net32, self.options.tile_batch, 1, 1, prec)
-        side = int(math.sqrt(max(budget - images, 0) / per_px)) - 2 * self.options.tile_overlap
-        tile = max(MIN_TILE, side // 8 * 8)
+        overlap = self.options.tile_overlap
+        side = int(math.sqrt(max(budget - images, 0) / per_px)) - 2 * overlap
+        floor = max(MIN_TILE, 4 * overlap)  # below this the overlap more than doubles the compute
+        if side < floor:
+            tile = floor
+            warnings.warn(f"a {w}x{h} input needs {images / 2**30:.1f} GiB for its input and output alone; with "
+                          f"tile {tile} the pass needs ~{(images + per_px * (tile + 2 * overlap) ** 2) / 2**30:.1f} "
+                          f"GiB, over the memory budget of {budget / 2**30:.1f} GiB (memory_fraction "
+                          f"{self.options.memory_fraction} of free memory)", stacklevel=3)
+        else:
+            tile = side // 8 * 8
         self.tiles_chosen[f"{h}x{w}"] = tile
         return tile
 
