@@ -147,3 +147,23 @@ def test_cuda_matches_cpu():
         gpu = create_metric(name, "cuda")(x.cuda(), None if ref is None else y.cuda())
         tol = 2e-2 if name == "brisque" else 1e-3
         assert gpu == pytest.approx(cpu, abs=tol), name
+
+
+def test_prepare_metrics_builds_up_front_and_reports_failures(monkeypatch):
+    """A run builds (and fetches) every metric before its progress bars; one that cannot be
+    built is reported by name and does not stop the others (issue 15, item 5)."""
+    from rsr_bench import metrics as metrics_mod
+    from rsr_bench.metrics import prepare_metrics, select_metrics
+
+    monkeypatch.setattr(metrics_mod, "_cache", {})
+    real = metrics_mod.import_object
+
+    def broken_niqe(path):
+        if path.endswith(":Niqe"):
+            raise FileNotFoundError("niqe-pris-params not in the cache")
+        return real(path)
+
+    monkeypatch.setattr(metrics_mod, "import_object", broken_niqe)
+    failed = prepare_metrics(select_metrics("psnr,niqe,piqe"))
+    assert list(failed) == ["niqe"] and "not in the cache" in failed["niqe"]
+    assert {k[0] for k in metrics_mod._cache} == {"psnr", "piqe"}  # built once, reused by scoring

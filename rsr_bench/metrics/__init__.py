@@ -54,6 +54,20 @@ def create_metric(name: str, device: torch.device | str = "cpu") -> Metric:
     return _cache[key]
 
 
+def prepare_metrics(specs: Iterable[MetricSpec], device: torch.device | str = "cpu") -> dict[str, str]:
+    """Fetch the model files of ``specs`` and build each metric now, so that a run pays for them
+    before its progress bars rather than inside the first image's (issue 15). Returns
+    ``{metric: "ExceptionType: message"}`` for those that cannot be built; scoring records the
+    same failure per image, so one broken metric never stops the others."""
+    failed: dict[str, str] = {}
+    for spec in specs:
+        try:
+            create_metric(spec.name, device)
+        except Exception as exc:  # noqa: BLE001 - reported here, recorded per image by score_batch
+            failed[spec.name] = f"{type(exc).__name__}: {exc}"
+    return failed
+
+
 def tolerances(other_device: bool = False) -> dict[str, Tolerance]:
     """``{metric: (abs, rel)}`` for ``rsr-bench check``, with the ``"default"`` entry."""
     default = DEFAULT_TOLERANCE_OTHER_DEVICE if other_device else DEFAULT_TOLERANCE
@@ -133,4 +147,4 @@ def score_batch(
 
 
 __all__ = ["DEFAULT_METRICS", "METRICS", "Metric", "MetricSpec", "ScoredImage", "create_metric", "get_metric_spec",
-           "score_batch", "select_metrics", "tolerances"]
+           "prepare_metrics", "score_batch", "select_metrics", "tolerances"]
