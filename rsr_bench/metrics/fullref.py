@@ -8,8 +8,10 @@ convention of the official calibration values), with replicate padding and a sam
 
 Speed (issue 15): SSIM filters with cv2's separable ``GaussianBlur`` in float64 (BasicSR's values
 to 1e-14, tested against BasicSR's formula written out), PSNR is one numpy mean; the float64
-level conversion is shared between the FR metrics of an image. Not float32: SSIM's
-``E[x^2] - mu^2`` cancels catastrophically in float32 (errors ~1e-4, visible at 3 decimals).
+level conversion is shared between the FR metrics of an image. SSIM stays float64 although
+float32 would pass at the displayed 3 decimals (measured on two RealSR camera pairs: 2.5e-7 and
+4.2e-7 off): float64 reproduces BasicSR's published numbers to 1e-14 and costs ~0.3 s/MP.
+PSNR is exact (an integer sum of squares).
 """
 
 from __future__ import annotations
