@@ -9,7 +9,10 @@ computes only what is missing (no record, a record with errors, or a requested m
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import platform
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from . import __version__, store
@@ -103,8 +107,12 @@ class RunOptions:
     checkpoint: str | Path | None = None
     tile: int | None = None
     precision: str | None = None
+    shard: str | tuple[int, int] | None = None  # "K/N": compute part K (from 0) of N; torchrun sets it per rank
 
     def __post_init__(self) -> None:
+        if self.shard is not None:
+            object.__setattr__(self, "shard", parse_shard(self.shard if isinstance(self.shard, str) else
+                                                          "/".join(map(str, self.shard))))
         for name in ("method_cards", "datasets_files"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, (str, Path)) else tuple(value))
@@ -120,9 +128,65 @@ class RunOptions:
             except (RuntimeError, TypeError):
                 raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
 
+    @property
+    def rank_world(self) -> tuple[int, int]:
+        """(this process's part, number of parts): (0, 1) for a single process."""
+        return self.shard or (0, 1)  # type: ignore[return-value]
+
     def engine_options(self) -> dict[str, Any]:
         """The engine options that were set (each adapter receives only those it declares)."""
         return {k: getattr(self, k) for k in ("checkpoint", "tile", "precision") if getattr(self, k) is not None}
+
+
+#: Per-image cost besides its pixels (decode, PNG encode, record), in LR pixels: it keeps a rank
+#: from receiving a long tail of tiny images that cost more than their area says.
+IMAGE_OVERHEAD_PX = 16_384
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)``: this process computes part K (0-based) of N (e.g. a Slurm array task)."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m:
+        raise ConfigError(f"--shard must be K/N (part K of N, counted from 0, e.g. 3/16), got {text!r}")
+    k, n = int(m[1]), int(m[2])
+    if n < 1 or k >= n:
+        raise ConfigError(f"--shard {text}: K must be 0..N-1 and N >= 1 (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    return k, n
+
+
+def partition(costs: Sequence[float], world: int, salt: str = "") -> list[int]:
+    """The rank (0..world-1) of each item, balancing the summed costs: longest first, each to the
+    least-loaded rank (LPT; the slowest rank is within a small fraction of the fastest once items
+    outnumber ranks). Deterministic: every rank computes the same answer from the same costs.
+    Ties go to ranks in an order rotated by ``salt`` (a cell's name), so the leftovers of many
+    small cells do not all land on rank 0."""
+    start = int(hashlib.sha256(salt.encode()).hexdigest()[:8], 16) % world if world > 1 else 0
+    heap = sorted((0.0, (r - start) % world, r) for r in range(world))
+    owner = [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        load, order, rank = heapq.heappop(heap)
+        owner[i] = rank
+        heapq.heappush(heap, (load + costs[i], order, rank))
+    return owner
+
+
+def _image_cost(path: Path) -> float:
+    """An image's share of the work: its LR pixels (from the header, nothing decoded) plus a fixed
+    part; an unreadable header costs the fixed part (the image only becomes an error record)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - any unreadable file: its error is found when it is decoded
+        w = h = 0
+    return float(w * h + IMAGE_OVERHEAD_PX)
+
+
+def shard_samples(samples: Sequence[Sample], rank: int, world: int, salt: str) -> list[Sample]:
+    """This rank's samples of one cell (all of them for a single process)."""
+    if world == 1:
+        return list(samples)
+    owner = partition([_image_cost(s.lr_path) for s in samples], world, salt)
+    return [s for s, r in zip(samples, owner) if r == rank]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -267,7 +331,9 @@ class _CellRun:
         self.dataset = dataset.resolved()
         self.metrics = _applicable(metrics, self.dataset)
         samples = self.dataset.samples()
-        self.samples = samples[: options.limit] if options.limit else samples
+        self.rank, self.world = options.rank_world
+        self.samples = shard_samples(samples[: options.limit] if options.limit else samples, self.rank, self.world,
+                                     f"{self.name}|{self.dname}")
         self.result = CellResult(self.name, self.dname, images=len(self.samples))
         self.failures: list[dict[str, str]] = []
         self.timings = {"predict_s": 0.0, "metrics_s": 0.0}
@@ -381,8 +447,9 @@ def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec]
     manifest = _manifest(method, cell.dataset, cell.metrics, device)
     old = store.read_manifest(root, cell.name, cell.dname)
     _refuse_mixing(old, method, cell.dname, options.force)
-    manifest["started"] = _now()
-    store.write_manifest(root, cell.name, cell.dname, {**(old or {}), **manifest, "finished": None})
+    manifest.update(started=_now(), host=platform.node())
+    where = {"rank": cell.rank, "world": cell.world}
+    store.write_manifest(root, cell.name, cell.dname, {**manifest, "finished": None}, **where)
     t_cell = time.perf_counter()
     todo = cell.pending()
     cell.result.reused = len(cell.samples) - len(todo)
@@ -394,9 +461,10 @@ def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec]
         bar.close()
     cell.result.seconds = time.perf_counter() - t_cell
     manifest.update(finished=_now(), timings={**{k: round(v, 3) for k, v in cell.timings.items()},
+                                             "wall_s": round(cell.result.seconds, 3),
                                              "images_computed": cell.result.computed,
                                              "images_reused": cell.result.reused})
-    store.write_manifest(root, cell.name, cell.dname, manifest)
+    store.write_manifest(root, cell.name, cell.dname, manifest, **where)
     return cell.result, cell.failures
 
 

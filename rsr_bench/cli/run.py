@@ -23,20 +23,23 @@ from .options import data_root_option, datasets_file_option, merge_alias, method
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="Inference precision for RRDBNet methods; auto: bf16 on a GPU or a CPU with native bf16 "
                    "(AVX512-BF16/AMX), else fp32.")
+@click.option("--shard", metavar="K/N", default=None,
+              help="Compute only part K (counted from 0) of N of the work, balanced by image size: one task of a "
+                   "batch-scheduler array sharing one --store (under torchrun the ranks split the work themselves).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @store_option(help="Results store to evaluate into [env RSR_BENCH_HOME, default ./rsr-bench-results].")
 @datasets_file_option
 @data_root_option
 @method_card_option
-def run_command(methods, datasets, metrics, limit, device, keep_going, force, checkpoint, tile, precision, quiet,
-                store, store_alias, datasets_files, data_root, method_cards) -> None:
+def run_command(methods, datasets, metrics, limit, device, keep_going, force, checkpoint, tile, precision, shard,
+                quiet, store, store_alias, datasets_files, data_root, method_cards) -> None:
     """Evaluate METHODS on DATASETS; resumable (re-running computes only what is missing)."""
     from ..runner import RunOptions, run
 
     options = RunOptions(methods=methods, datasets=datasets, metrics=metrics, store=merge_alias(store, store_alias),
                          limit=limit, device=device, method_cards=method_cards, datasets_files=datasets_files,
                          data_root=data_root, keep_going=keep_going, force=force, progress=not quiet,
-                         checkpoint=checkpoint, tile=tile, precision=precision)
+                         checkpoint=checkpoint, tile=tile, precision=precision, shard=shard)
     summary = run(options, log=lambda msg: click.secho(msg, fg="yellow", err=True))
     from ..report.terminal import format_run_summary
 
