@@ -14,6 +14,9 @@ Two references for the no-reference metrics (conventions.md section 2):
   weights on another machine) differ from it by at most 0.0042, all from float32 rounding in
   BRISQUE's AGGD fit, not from the weights; we check them too, with the same 0.01, so both
   readings of the requirement hold.
+
+The in-tree LPIPS AlexNet is compared with the lpips package itself (same files) to 1e-6; bug
+planted to check that test fails: the ScalingLayer shift left out (fails at ~1e-2).
 """
 
 from __future__ import annotations
@@ -82,6 +85,33 @@ def test_lpips_matches_official_within_1e4(pairs):
     for g, off, mirror in zip(got, OFFICIAL["lpips"], LPIPS_MIRROR):
         assert abs(g - off) <= 1e-4, _report("lpips", got, OFFICIAL["lpips"])
         assert abs(g - mirror) <= 1e-5, _report("lpips", got, LPIPS_MIRROR)
+
+
+@pytest.mark.network
+def test_in_tree_lpips_equals_the_lpips_package(pairs):
+    """The in-tree LPIPS AlexNet (no lpips/torchvision import in a run) equals
+    ``lpips.LPIPS(net='alex', version='0.1')`` loaded with the same genuine files, to 1e-6."""
+    import contextlib
+    import io
+
+    import lpips
+
+    from rsr_bench.fetch.assets import ensure_asset
+
+    features = torch.load(ensure_asset("alexnet-features"), map_location="cpu", weights_only=True)
+    lin = torch.load(ensure_asset("lpips-alex-v0.1-lin"), map_location="cpu", weights_only=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ref = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    with torch.no_grad():
+        convs = {n: m for sl in ref.net.children() for n, m in sl.named_children()}
+        for idx in ("0", "3", "6", "8", "10"):
+            convs[idx].weight.copy_(features[f"features.{idx}.weight"])
+            convs[idx].bias.copy_(features[f"features.{idx}.bias"])
+        for k, head in enumerate(ref.lins):
+            head.model[1].weight.copy_(lin[f"lin{k}.model.1.weight"])
+        want = ref.eval()(*pairs, normalize=True).flatten().tolist()
+    got = _scores("lpips", *pairs)
+    assert max(abs(g - w) for g, w in zip(got, want)) <= 1e-6, (got, want)
 
 
 @pytest.mark.network

@@ -45,3 +45,12 @@ def test_list_still_shows_every_row() -> None:
     assert all(name in out for name in api.list_metrics()["name"])
     frame, records = api.list_methods(), api.list_methods(records=True)
     assert list(frame.itertuples(index=False)) == [tuple(r) for r in records]
+
+
+def test_building_lpips_imports_neither_lpips_nor_torchvision() -> None:
+    """LPIPS is in-tree: the lpips package and torchvision are no part of a run's fixed cost."""
+    code = ("import json, sys; from rsr_bench.metrics import create_metric; create_metric('lpips')\n"
+            "print(json.dumps(sorted(m for m in ('lpips', 'torchvision') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -157,7 +157,8 @@ METRIC_TABLE: list[MetricSpec] = [
     MetricSpec(
         name="lpips", kind="FR", higher_is_better=False, colour="RGB, [0,1] scaled to [-1,1] (lpips normalize=True)",
         crop=0, input="float",
-        implementation="lpips 0.1.4 LPIPS(net='alex', version='0.1'), ImageNet AlexNet + v0.1 heads from the asset cache",
+        implementation="rsr_bench in-tree LPIPS AlexNet v0.1 (= lpips 0.1.4 LPIPS(net='alex', version='0.1') "
+                       "to 1e-6), ImageNet AlexNet + v0.1 heads from the asset cache",
         factory="rsr_bench.metrics.perceptual:Lpips",
         description="As RSR evaluates it: unrounded SR output, full image, mean of per-image values.",
         min_size=31,  # AlexNet's five stages (conv 11/4, two max-pools 3/2)
