@@ -9,6 +9,8 @@ sum order (the bit-identical luma check fails); a level memo keyed on ``id`` wit
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -98,20 +100,10 @@ def test_calibration_psnr_and_grey_ssim(reference_data):
         assert create_metric("ssim_gray")(dist, ref)[0] == pytest.approx(float(rows["ssim"][i]), abs=0.01)
 
 
-# --- BasicSR's formulas written out (basicsr/metrics/psnr_ssim.py), the independent reference ---
-def _basicsr_ssim_channel(img: np.ndarray, img2: np.ndarray) -> float:
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    img, img2 = img.astype(np.float64), img2.astype(np.float64)
-    kernel = cv2.getGaussianKernel(11, 1.5)
-    window = np.outer(kernel, kernel.transpose())
-    mu1 = cv2.filter2D(img, -1, window)[5:-5, 5:-5]
-    mu2 = cv2.filter2D(img2, -1, window)[5:-5, 5:-5]
-    mu1_sq, mu2_sq, mu1_mu2 = mu1**2, mu2**2, mu1 * mu2
-    sigma1_sq = cv2.filter2D(img**2, -1, window)[5:-5, 5:-5] - mu1_sq
-    sigma2_sq = cv2.filter2D(img2**2, -1, window)[5:-5, 5:-5] - mu2_sq
-    sigma12 = cv2.filter2D(img * img2, -1, window)[5:-5, 5:-5] - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
-    return float(ssim_map.mean())
+# --- BasicSR's formulas written out (basicsr/metrics/psnr_ssim.py), the independent reference; the
+# per-channel _ssim is the researchers' pipeline's in benchmarks/bench_pipeline.py (one copy) ---
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_pipeline import _basicsr_ssim as _basicsr_ssim_channel  # noqa: E402
 
 
 def _basicsr(img: np.ndarray, img2: np.ndarray, crop: int, y: bool) -> tuple[float, float]:
