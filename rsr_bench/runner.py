@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import os
 import platform
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ class RunSummary:
     failures: list[dict[str, str]] = field(default_factory=list)
     named: list[str] = field(default_factory=list)  # methods asked for by name (see _named_explicitly)
     refused: dict[str, str] = field(default_factory=dict)  # named methods that could not run, with the reason
+    rank: int = 0  # this process's part of the work (torchrun rank or --shard K)
+    world: int = 1  # how many parts
 
     @property
     def exit_code(self) -> int:
@@ -187,6 +190,36 @@ def shard_samples(samples: Sequence[Sample], rank: int, world: int, salt: str) -
         return list(samples)
     owner = partition([_image_cost(s.lr_path) for s in samples], world, salt)
     return [s for s, r in zip(samples, owner) if r == rank]
+
+
+def _join_torchrun(options: RunOptions) -> tuple[RunOptions, bool]:
+    """Under torchrun (``WORLD_SIZE`` > 1 in the environment) join its process group and take this
+    rank's part of the work and the GPU of its ``LOCAL_RANK`` (CPU where there is none). The group
+    is gloo on every device: it carries only the final barrier, never tensors. Returns the options
+    for this rank and whether a group was joined."""
+    world = int(os.environ.get("WORLD_SIZE") or 1)
+    if world <= 1:
+        return options, False
+    if options.shard is not None:
+        raise ConfigError("--shard cannot be combined with torchrun: its ranks already split the work")
+    rank, local = int(os.environ.get("RANK") or 0), int(os.environ.get("LOCAL_RANK") or 0)
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=timedelta(hours=48))
+    device = str(options.device)
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{local % torch.cuda.device_count()}"
+        torch.cuda.set_device(device)
+    return replace(options, shard=(rank, world), device=device), True
+
+
+def _leave_torchrun() -> None:
+    """Wait for every rank to finish (rank 0 then reads the complete store), then leave the group."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -567,11 +600,22 @@ def run(options: RunOptions, *, log: Callable[[str], None] = print) -> RunSummar
     """
     root = store_root(options.store)
     store.check_store(root)
+    options, joined = _join_torchrun(options)
+    try:
+        return _run_all(options, root, log)
+    finally:
+        if joined:
+            _leave_torchrun()
+
+
+def _run_all(options: RunOptions, root: Path, log: Callable[[str], None]) -> RunSummary:
+    """The body of :func:`run` for this process's part of the work."""
     methods = select_methods(options.methods, load_method_specs(options.method_cards))
     datasets = select_datasets(options.datasets, load_datasets(options.datasets_files, options.data_root))
     metrics = select_metrics(options.metrics)
     device = resolve_device(options.device)
     summary = RunSummary(root, [m.name for m in methods], [], [m.name for m in metrics])
+    summary.rank, summary.world = options.rank_world
     summary.named = _named_explicitly(options.methods, methods, bool(options.checkpoint))
     ready = _ready_datasets(datasets, summary, log)
     _prefetch_assets(methods if ready else [], metrics, options)

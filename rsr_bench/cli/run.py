@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -43,5 +44,10 @@ def run_command(methods, datasets, metrics, limit, device, keep_going, force, ch
     summary = run(options, log=lambda msg: click.secho(msg, fg="yellow", err=True))
     from ..report.terminal import format_run_summary
 
-    click.echo(format_run_summary(summary))
+    if summary.rank and os.environ.get("WORLD_SIZE"):  # a torchrun rank other than 0: rank 0 prints the table
+        done = sum(c.computed for c in summary.cells), sum(c.reused for c in summary.cells), len(summary.failures)
+        click.echo(f"rank {summary.rank} of {summary.world}: {done[0]} image(s) computed, {done[1]} reused, "
+                   f"{done[2]} failure(s)")
+    else:
+        click.echo(format_run_summary(summary))
     sys.exit(summary.exit_code)

@@ -20,6 +20,8 @@ Two tables hold the assets, both plain data: the metric model files
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +33,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,11 +356,29 @@ def _cached_ok(asset: Asset, path: Path) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _fetching(path: Path) -> Iterator[None]:
+    """Hold an exclusive fcntl lock on ``.<file>.lock`` beside ``path`` while it is fetched, so
+    that processes sharing a cache (the ranks of one run) fetch each asset once: the others wait,
+    then find it cached. The kernel drops the lock of a process that dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: fetch anyway (each write is atomic)
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
 def ensure_asset(name: str | Asset, *, download: bool = True) -> Path:
     """Return the path of asset ``name``, fetching it first when needed and allowed.
 
     Sources are tried in order; each failure (unreachable host, checksum mismatch, missing
-    package) is reported in one line and the next source is tried.
+    package) is reported in one line and the next source is tried. Processes sharing the cache
+    fetch an asset once (:func:`_fetching`).
     """
     asset = get_asset(name)
     name, path = asset.name, asset_path(asset)
@@ -370,6 +391,15 @@ def ensure_asset(name: str | Asset, *, download: bool = True) -> Path:
         )
     if name in _failed:  # e.g. a run scoring many images must not retry every source per image
         raise UnavailableError(_failed[name])
+    with _fetching(path):
+        if _cached_ok(asset, path):  # another process fetched it while this one waited
+            return path
+        return _fetch_sources(asset, path)
+
+
+def _fetch_sources(asset: Asset, path: Path) -> Path:
+    """Try each source of ``asset`` in order into ``path``; every failure is said and remembered."""
+    name = asset.name
     failures: list[str] = []
     for i, src in enumerate(asset.sources):
         try:
