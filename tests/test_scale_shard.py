@@ -20,10 +20,9 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from test_store_faults import _toy
 
 from rsr_bench import store
 from rsr_bench.cli import cli
@@ -71,16 +70,7 @@ def test_shard_option_on_the_command_line(tmp_path):
 
 
 def _mixed_set(root: Path, n: int) -> Path:
-    rng = np.random.default_rng(3)
-    for i in range(n):
-        h, w = [(8, 8), (12, 20), (16, 16), (24, 12)][i % 4]
-        hr = rng.integers(0, 256, (4 * h, 4 * w, 3), dtype=np.uint8)
-        for sub, arr in (("HR", hr), ("LR", hr[::4, ::4])):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.ascontiguousarray(arr)).save(root / sub / f"im{i:02d}.png")
-    sets = root / "sets.yaml"
-    sets.write_text(f"datasets:\n  Toy:\n    lr: {root}/LR\n    hr: {root}/HR\n    scale: 4\n")
-    return sets
+    return _toy(root, n, sizes=((8, 8), (12, 20), (16, 16), (24, 12)))
 
 
 def _records(root: Path) -> dict:

@@ -43,10 +43,12 @@ from rsr_bench.runner import RunOptions, run
 METHOD = "bicubic.x4"
 
 
-def _toy(root: Path, n: int, name: str = "Toy", extra: str = "") -> Path:
+def _toy(root: Path, n: int, name: str = "Toy", extra: str = "", sizes: tuple = ((8, 8),)) -> Path:
+    """``n`` random paired images (LR sizes cycling through ``sizes``) and a datasets file."""
     rng = np.random.default_rng(len(name))
     for i in range(n):
-        hr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        h, w = sizes[i % len(sizes)]
+        hr = rng.integers(0, 256, (4 * h, 4 * w, 3), dtype=np.uint8)
         for sub, arr in (("HR", hr), ("LR", hr[::4, ::4])):
             (root / sub).mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.ascontiguousarray(arr)).save(root / sub / f"im{i:02d}.png")
