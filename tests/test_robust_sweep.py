@@ -10,7 +10,8 @@ Planted bugs this module catches (each tried by hand, one at a time):
 - bicubic.x4 (the mCE reference) not added when the user leaves it out;
 - a precomputed method crashing the white-box attack instead of getting "not differentiable";
 - the white-box attack evaluated on the clean input (no PSNR drop) or applied with the wrong sign;
-- `--method-card` not reaching the sweep (a card-only method unknown).
+- `--method-card` not reaching the sweep (a card-only method unknown);
+- a derived set that `check` cannot resolve (a robustness cell that no baseline can pin).
 """
 
 from __future__ import annotations
@@ -133,3 +134,17 @@ def test_cli_with_a_method_card_prints_the_summary(sets, tmp_path):
                                     "--metrics", "psnr", "--store", str(tmp_path / "store"), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "pub.x4" in res.output and "bicubic.x4" in res.output
+
+
+def test_check_pins_a_corrupted_cell_like_any_other(tmp_path, monkeypatch):
+    """`check --update` writes a baseline over demo_clean~jpeg@5; `check` re-evaluates it and holds."""
+    from rsr_bench.cli import cli
+
+    monkeypatch.setenv("RSR_BENCH_CACHE", str(tmp_path / "cache"))
+    b = tmp_path / "b.yaml"
+    common = ["--methods", "bicubic.x4", "--datasets", "demo_clean~jpeg@5", "--metrics", "psnr", "--limit", "1"]
+    res = CliRunner().invoke(cli, ["check", "--baseline", str(b), "--update", *common])
+    assert res.exit_code == 0, res.output
+    assert "demo_clean~jpeg@5" in b.read_text()
+    res = CliRunner().invoke(cli, ["check", "--baseline", str(b)])
+    assert res.exit_code == 0 and "0 failed" in res.output, res.output
