@@ -2,9 +2,16 @@
 
 For every (method, dataset) cell and every image: decode once, predict, clamp, quantise once,
 write the PNG atomically, score each requested metric, write the record atomically. A re-run
-computes only what is missing (no record, a record with errors, or a requested metric absent);
-``force`` recomputes everything. One bad image becomes an error record and the run goes on
-(unless ``keep_going=False``). Decoding of the next images overlaps compute.
+computes only what is missing (no record, a damaged record, a record with errors, a requested
+metric absent, or an SR PNG that no longer matches the sha256 in its record); ``force``
+recomputes everything. One bad image becomes an error record and the run goes on (unless
+``keep_going=False``); a store that cannot be written stops the run (``store.StoreError``).
+Decoding of the next images overlaps compute.
+
+Scale: ``shard`` (``--shard K/N``) or torchrun's environment give this process part K of N of
+the work, partitioned deterministically by image size (:func:`partition`); each part writes its
+own images and manifest fragment. Separate runs on one store claim each image with an fcntl
+lock (``store.CellLock``) so that none computes an image another is computing.
 """
 
 from __future__ import annotations
@@ -596,7 +603,8 @@ def run(options: RunOptions, *, log: Callable[[str], None] = print) -> RunSummar
 
     Resumable: only what the store lacks is computed. Cells that cannot run (dataset not on disk,
     weights unavailable, scale mismatch) are skipped with their reason, in the summary and in the
-    store's skipped.json. ``log`` receives one line per skip.
+    store's skipped.json. ``log`` receives one line per skip. Under torchrun this process computes
+    its rank's part and returns after every rank has finished (:func:`_join_torchrun`).
     """
     root = store_root(options.store)
     store.check_store(root)
