@@ -37,7 +37,8 @@ def robust_command(methods, datasets, corruptions, severities, attacks, eps, att
                    datasets_files, data_root, method_cards) -> None:
     """Evaluate METHODS on corrupted and attacked copies of paired DATASETS (resumable; inputs made once).
 
-    Results are ordinary cells (dataset names like demo_clean~jpeg@3, demo_clean~pgd@eps4), so
+    Results are ordinary cells (dataset names like demo_clean~jpeg@3, demo_clean~pgd@eps4; attack
+    options that differ from the defaults are part of the name, e.g. demo_clean~pgd-i3@eps4), so
     `rsr-bench report` shows them in its Robustness section and `check` can pin them.
     """
     from ..report.robust import format_summary
