@@ -347,9 +347,16 @@ def _precision(provenance: Mapping[str, Any]) -> str:
     return str(engine.get("precision", "fp32")) if isinstance(engine, Mapping) else "fp32"
 
 
-def _refuse_mixing(old: Mapping[str, Any] | None, method: Method, dataset: str, force: bool) -> None:
-    """A cell holds the results of one set of weights at one precision: never mix (unless forced)."""
-    if not old or force:
+def _holds_results(root: Path, method: str, dataset: str) -> bool:
+    """Whether any stored image of the cell has a metric value (records holding only errors do not count)."""
+    return any(rec.get("metrics") for _, _, rec in store.iter_records_of(root, method, dataset))
+
+
+def _refuse_mixing(old: Mapping[str, Any] | None, method: Method, dataset: str, force: bool,
+                   holds_results: Callable[[], bool]) -> None:
+    """A cell holds the results of one set of weights at one precision: never mix (unless forced).
+    A cell whose every image failed holds nothing to mix with, so it is simply recomputed."""
+    if not old or force or not holds_results():
         return
     name, was_fp = method.spec.name, old["method"].get("fingerprint")
     if was_fp != method.fingerprint:
@@ -486,7 +493,7 @@ def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec]
     cell = _CellRun(method, dataset, metrics, root, device, options)
     manifest = _manifest(method, cell.dataset, cell.metrics, device)
     old = store.read_manifest(root, cell.name, cell.dname)
-    _refuse_mixing(old, method, cell.dname, options.force)
+    _refuse_mixing(old, method, cell.dname, options.force, lambda: _holds_results(root, cell.name, cell.dname))
     manifest.update(started=_now(), host=platform.node())
     where = {"rank": cell.rank, "world": cell.world}
     store.write_manifest(root, cell.name, cell.dname, {**manifest, "finished": None}, **where)

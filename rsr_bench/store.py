@@ -404,17 +404,26 @@ def iter_records(root: str | os.PathLike):
         return
     for mdir in sorted(p for p in cells.iterdir() if p.is_dir()):
         for ddir in sorted(p for p in mdir.iterdir() if p.is_dir()):
-            rdir = ddir / "records"
-            if not rdir.is_dir():
-                continue
-            for f in sorted(rdir.glob("*.json")):
-                rec = _read_json(f)
-                problem = "unreadable or not JSON" if rec is None else record_problem(rec)
-                if problem:
-                    warnings.warn(f"{f}: damaged record skipped ({problem}); `rsr-bench run` recomputes it",
-                                  DamagedRecordWarning, stacklevel=2)
-                    continue
-                yield mdir.name, ddir.name, rec
+            yield from _cell_records(ddir, mdir.name, ddir.name)
+
+
+def iter_records_of(root: str | os.PathLike, method: str, dataset: str):
+    """Yield ``(method, dataset, record)`` for the records of one cell."""
+    yield from _cell_records(cell_dir(root, method, dataset), method, dataset)
+
+
+def _cell_records(ddir: Path, method: str, dataset: str):
+    rdir = ddir / "records"
+    if not rdir.is_dir():
+        return
+    for f in sorted(rdir.glob("*.json")):
+        rec = _read_json(f)
+        problem = "unreadable or not JSON" if rec is None else record_problem(rec)
+        if problem:
+            warnings.warn(f"{f}: damaged record skipped ({problem}); `rsr-bench run` recomputes it",
+                          DamagedRecordWarning, stacklevel=3)
+            continue
+        yield method, dataset, rec
 
 
 def load_results(root: str | os.PathLike) -> pd.DataFrame:

@@ -159,3 +159,25 @@ def test_store_option_and_its_old_spelling(tmp_path):
     assert res.exit_code == 2 and "disagree" in res.output
     assert "--store" in CliRunner().invoke(cli, ["run", "--help"]).output
     assert "--out" not in CliRunner().invoke(cli, ["run", "--help"]).output
+
+
+def test_other_weights_refused_unless_the_cell_holds_only_failures(tmp_path):
+    """Results of other weights are never mixed into a cell; a cell whose every image failed
+    (e.g. a run that crashed in the engine) holds nothing to mix and is recomputed."""
+    sets = _paired_set(tmp_path / "toy", 2)
+    kw = dict(methods="bicubic", datasets="Toy", metrics="psnr", datasets_files=[sets], progress=False,
+              store=tmp_path / "store")
+    first = run(RunOptions(**kw), log=lambda m: None)
+    manifest = store.read_manifest(first.store, "bicubic.x4", "Toy")
+    manifest["method"]["fingerprint"] = "weights-of-another-run"
+    store.write_manifest(first.store, "bicubic.x4", "Toy", manifest)
+    logs: list[str] = []
+    refused = run(RunOptions(**kw), log=logs.append)
+    assert "come from other weights" in " ".join(logs) + " ".join(str(f) for f in refused.failures) + str(refused.skipped)
+    for image in ("im00", "im01"):
+        rec = store.read_record(first.store, "bicubic.x4", "Toy", image)
+        store.write_record(first.store, "bicubic.x4", "Toy",
+                           {**rec, "metrics": {}, "errors": [{"stage": "predict", "message": "engine crashed"}]})
+    again = run(RunOptions(**kw), log=lambda m: None)
+    assert again.cells[0].computed == 2 and again.exit_code == 0
+    assert store.read_manifest(first.store, "bicubic.x4", "Toy")["method"]["fingerprint"] != "weights-of-another-run"
