@@ -17,7 +17,7 @@ import pytest
 def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch, *, name: str, module: str, source: str) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{module}.py").write_text(source)
-    info = root / f"{module.replace('_', '-')}-1.0.dist-info"
+    info = root / f"{module}-1.0.dist-info"  # the wheel spec's escaped name: '-' would end the name
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[rsr_bench.adapters]\n{name} = {module}:ADAPTER\n")
