@@ -204,3 +204,15 @@ def test_hostile_names_are_escaped_everywhere(tmp_path):
         assert (index.parent / unquote(ref)).is_file(), ref
     assert "Set\\textless{}marquee\\textgreater{}\\&" in (tmp_path / "r" / "table.tex").read_text()
     assert "Set\\<marquee\\>&" in (tmp_path / "r" / "table.md").read_text()
+
+
+def test_cli_terminal_table_leaves_corrupted_sets_to_the_robustness_section(tmp_path):
+    """A robustness sweep adds dozens of name~corruption@severity sets; the terminal shows the
+    clean ones and one line pointing at the report's Robustness section."""
+    sets = {"NTIRE_syn": (True, (), "synthetic"), "NTIRE_syn~jpeg@3": (True, (), "synthetic"),
+            "NTIRE_syn~gaussian_noise@5": (True, (), "synthetic")}
+    synth = build_synthetic_store(tmp_path / "store", datasets=sets, n_images=2, skipped={}, failed=set())
+    res = CliRunner().invoke(cli, ["report", "--store", str(synth.root), "--no-write"])
+    assert res.exit_code == 0, res.output
+    assert "NTIRE_syn  (" in res.output and "~jpeg@3  (" not in res.output
+    assert "2 corrupted/attacked set(s)" in res.output and "Robustness section" in res.output

@@ -44,6 +44,7 @@ def report_command(store, out, formats, csv_path, methods, datasets, metrics, im
     from ..report.grids import parse_crop
     from ..report.model import load_report_data
     from ..report.terminal import format_table
+    from ..robust.naming import MARK
     from ..store import is_store
 
     root = store_root(store)
@@ -54,8 +55,13 @@ def report_command(store, out, formats, csv_path, methods, datasets, metrics, im
         raise ConfigError(f"--out {out} is a results store; on `report` the store is --store and --out is "
                           "the report folder (e.g. --out reports/NAME)")
     data = load_report_data(root, methods=methods, datasets=datasets, metrics=metrics, highlight=highlight)
-    click.echo(format_table(data.stats, methods=list(data.methods), datasets=list(data.datasets),
+    # Corrupted/attacked sets (name~corruption@severity) are many; their tables are the report's
+    # Robustness section (and what `rsr-bench robust` prints), so the terminal shows the clean ones.
+    derived = [d for d in data.datasets if MARK in d]
+    click.echo(format_table(data.stats, methods=list(data.methods), datasets=[d for d in data.datasets if MARK not in d],
                             metrics=list(data.metrics), skipped=data.skipped))
+    if derived:
+        click.echo(f"{len(derived)} corrupted/attacked set(s) ({derived[0]}, ...): see the report's Robustness section")
     if csv_path:
         click.echo(f"long CSV: {write_long_csv(data, csv_path)}")
     if no_write:
