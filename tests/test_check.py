@@ -319,3 +319,23 @@ def test_real_runner_bicubic_kernel_change_fails(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data))
     code, out = invoke("--baseline", path)
     assert code == 2 and "bicubic.x4 on NTIRE_syn was not evaluated: dataset missing" in out, out
+
+
+def test_check_measures_at_the_baselines_precision(monkeypatch) -> None:
+    """On a GPU or a bf16 CPU the run's default precision (auto) is bf16; a check of an fp32
+    baseline must still measure in fp32, or every such check would be refused or drift."""
+    from rsr_bench import regression
+    from rsr_bench.regression import measure
+
+    seen = []
+
+    def fake_evaluate(selection, root, source):
+        seen.append(source.precision)
+        raise regression.CheckSetupError("stop here")
+
+    monkeypatch.setattr(measure, "evaluate", fake_evaluate)
+    baseline = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "bicubic.x4.yaml"
+    for source in (regression.MeasureOptions(), regression.MeasureOptions(precision="bf16")):
+        with pytest.raises(regression.CheckSetupError, match="stop here"):
+            regression.check(baseline, source, log=lambda m: None)
+    assert seen == ["fp32", "bf16"]

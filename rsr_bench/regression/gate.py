@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .baseline import (Baseline, CheckSetupError, Selection, Tolerance, build_baseline, default_tolerances, load_baseline,
@@ -25,6 +26,8 @@ def check(baseline: str | Path, source: MeasureOptions = MeasureOptions(), *,
     not be carried out); an unreadable baseline raises :class:`CheckSetupError`.
     """
     pinned = load_baseline(baseline)
+    if source.evaluate and source.precision is None:  # measure as the baseline was measured
+        source = replace(source, precision=pinned.provenance.get("precision"))
     measured = measure_selection(pinned.selection, source, log=log)
     return check_measurement(pinned, measured, overrides=tolerances, allow_improvements=allow_improvements,
                              check_fingerprints=check_fingerprints)

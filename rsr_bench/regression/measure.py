@@ -26,6 +26,9 @@ class MeasureOptions:
     evaluate: bool = True
     force: bool = False  # recompute every image (cached records do not see code changes)
     device: str = "auto"
+    #: Inference precision; None: a check uses its baseline's (fp32 baselines stay comparable on a
+    #: GPU or bf16 CPU, where the run's default ``auto`` would pick bf16), an update the run's default.
+    precision: str | None = None
     method_cards: Sequence[str | Path] = ()
     datasets_files: Sequence[str | Path] = ()
 
@@ -100,7 +103,8 @@ def evaluate(selection: Selection, root: Path, source: MeasureOptions) -> None:
     from ..runner import RunOptions, run
 
     run(RunOptions(methods=list(selection.methods), datasets=list(selection.datasets), metrics=list(selection.metrics),
-                   store=root, limit=selection.limit, device=source.device, method_cards=source.method_cards,
+                   store=root, limit=selection.limit, device=source.device, precision=source.precision,
+                   method_cards=source.method_cards,
                    datasets_files=source.datasets_files, keep_going=True, force=source.force))
 
 
