@@ -156,3 +156,13 @@ def test_out_option_and_its_old_spellings(tmp_path: Path) -> None:
         assert path.read_text(encoding="utf-8").startswith("**Table 2**")
     res = CliRunner().invoke(cli, ["paper", "table2", "--store", str(root), "--out", "a.md", "--output", "b.md"])
     assert res.exit_code == 2 and "disagree" in res.output
+
+
+def test_missing_store_and_broken_cards_are_noted_on_stderr(tmp_path: Path) -> None:
+    """The table is still printed; the notes say why it holds published values only."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("family: [unclosed\n")
+    res = CliRunner().invoke(cli, ["paper", "table2", "--store", str(tmp_path / "nope"), "--method-card", str(bad)])
+    assert res.exit_code == 0, res.output
+    assert f"store {tmp_path / 'nope'} does not exist; showing published values only" in res.output
+    assert "method registry unavailable" in res.output and "bad.yaml" in res.output

@@ -58,7 +58,9 @@ def _emit(name: str, row_methods: dict[str, str], options: dict[str, Any], train
     res = paper.table_from_store(name, options["store"], published=options["published"], row_methods=row_methods,
                                  substitutes=_pairs(options["substitute"], "--substitute"),
                                  method_cards=options["method_cards"], datasets_files=options["datasets_files"],
-                                 log=lambda msg: click.echo(msg, err=True), trained=trained)
+                                 trained=trained)
+    for note in res.notes:
+        click.echo(note, err=True)
     out = merge_alias(options["out"], options["output"], "--out", "--output")
     if options["fmt"] != "all" and out is None:
         click.echo(paper.render(res, options["fmt"]), nl=False)

@@ -124,6 +124,7 @@ class TableResult:
     rows: list[RowResult]
     substitutes: dict[str, str]  # paper dataset -> dataset actually measured
     store: str
+    notes: list[str] = field(default_factory=list)  # why parts of the table fall back (for stderr)
 
     @property
     def metrics(self) -> list[str]:
@@ -293,22 +294,23 @@ def trained_labels(manifests: Mapping[tuple[str, str], Mapping[str, Any]],
     return labels, sets
 
 
-def _registry(load: Callable[[], Mapping[str, Any]], what: str, log: Callable[[str], None]) -> Mapping[str, Any] | None:
+def _registry(load: Callable[[], Mapping[str, Any]], what: str, notes: list[str]) -> Mapping[str, Any] | None:
     try:
         return load()
     except Exception as exc:  # noqa: BLE001 - the table is still useful without the registry
-        log(f"note: {what} registry unavailable ({exc}); reasons will be generic")
+        notes.append(f"note: {what} registry unavailable ({exc}); reasons will be generic")
         return None
 
 
 def table_from_store(name: str, store: str | Path | None = None, *, published: str | Path | None = None,
                      row_methods: Mapping[str, str | None] | None = None, substitutes: Mapping[str, str] | None = None,
                      method_cards: Sequence[str | Path] = (), datasets_files: Sequence[str | Path] = (),
-                     log: Callable[[str], None] = print, trained: bool = True) -> TableResult:
+                     trained: bool = True) -> TableResult:
     """The paper's table ``name`` with the means of the results store (all its images).
 
     A store that does not exist gives the published values only; the method cards and datasets
-    files explain why a row or column could not be measured (``log`` hears when they cannot be read).
+    files explain why a row or column could not be measured (the result's ``notes`` say when they
+    cannot be read).
     With ``trained``, Table 2 also gets one row per model trained here (:func:`trained_labels`:
     a ``--method-card`` written by ``rsr-bench train``, or such a method's results in the store).
     """
@@ -318,17 +320,20 @@ def table_from_store(name: str, store: str | Path | None = None, *, published: s
 
     root = store_root(store)
     pub = load_published(published)
-    known_methods = _registry(lambda: load_method_specs([str(p) for p in method_cards]), "method", log)
-    known_datasets = _registry(lambda: load_datasets([str(p) for p in datasets_files]), "dataset", log)
+    notes: list[str] = []
+    known_methods = _registry(lambda: load_method_specs([str(p) for p in method_cards]), "method", notes)
+    known_datasets = _registry(lambda: load_datasets([str(p) for p in datasets_files]), "dataset", notes)
     if not root.is_dir():
-        log(f"note: store {root} does not exist; showing published values only")
+        notes.append(f"note: store {root} does not exist; showing published values only")
     why = Availability(str(root), st.load_skipped(root), known_methods, known_datasets)
     if trained and name == "table2":
         labels, sets = trained_labels(st.load_manifests(root) if root.is_dir() else {}, known_methods)
         table = pub.tables[name]
         pub = replace(pub, tables={**pub.tables, name: replace(table, rows=[*table.rows, *trained_rows(labels, sets)])})
-    return build_table(pub, name, st.aggregate(st.load_results(root)), row_methods=row_methods, substitutes=substitutes,
-                       why=why)
+    result = build_table(pub, name, st.aggregate(st.load_results(root)), row_methods=row_methods,
+                         substitutes=substitutes, why=why)
+    result.notes = notes
+    return result
 
 
 def _num(metric: str, published: Published, v: float | None, *, diff: bool = False, extra: int = 0) -> str:
