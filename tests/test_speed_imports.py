@@ -54,3 +54,14 @@ def test_building_lpips_imports_neither_lpips_nor_torchvision() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_report_does_not_import_torch(tmp_path) -> None:
+    """`rsr-bench report` reads a store and draws; torch (2.9 s of imports) is no part of it.
+    Planted: the severity range back in robust/corruptions.py (which imports torch) for naming.py."""
+    from synthetic_store import build_synthetic_store
+
+    synth = build_synthetic_store(tmp_path / "store", n_images=2)
+    probe = _probe(["report", "--store", str(synth.root), "--out", str(tmp_path / "rep"), "--no-plots"])
+    assert probe["code"] == 0, probe["out"]
+    assert "torch" not in probe["heavy"]

@@ -7,13 +7,16 @@ import csv
 import io
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..files import atomic_write_text
 from ..metrics import METRICS
-from ..metrics.score import ScoreResult
 from .exports import csv_cell
+
+if TYPE_CHECKING:  # metrics.score imports torch; `report` and `run`'s summary need none of it
+    from ..metrics.score import ScoreResult
 
 
 def _render(rows: list[list[str]]) -> list[str]:

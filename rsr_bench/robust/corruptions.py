@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from ..datasets.demo import _gaussian_blur, _jpeg, _poisson_gaussian, _to_u8
 from ..errors import ImageError
 from ..image import imresize, resize_matrix
+from .naming import SEVERITIES
 
-SEVERITIES = (1, 2, 3, 4, 5)
 #: Recipe version: part of every corrupted dataset's version; bump when a level's meaning changes.
 RECIPE = "1"
 
