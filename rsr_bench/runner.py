@@ -16,8 +16,10 @@ lock (``store.CellLock``) so that none computes an image another is computing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
+import json
 import os
 import platform
 import re
@@ -27,10 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -39,10 +39,14 @@ from .datasets import DatasetSpec, Sample, load_datasets, select_datasets
 from .errors import ConfigError, ImageError, RsrBenchError
 from .image import dequantise, encode_png, match_hr_to_lr, quantise, read_image
 from .fetch import make_available
-from .methods.engine import PRECISIONS
-from .methods.cards import Method, MethodSpec, adapter_for, load_method, load_method_specs, select_methods
+from .methods.cards import (PRECISION_NAMES, Method, MethodSpec, adapter_for, identify_method, load_method,
+                            load_method_specs, method_options, select_methods)
 from .metrics import MetricSpec, score_batch, select_metrics
 from .files import store_root
+
+if TYPE_CHECKING:  # torch and pandas are imported where used: a re-run of a finished grid needs neither
+    import pandas as pd
+    import torch
 
 PREFETCH = 3
 #: Seconds between tries to claim an image another run on the same store is computing.
@@ -130,9 +134,11 @@ class RunOptions:
             raise ConfigError(f"limit must be a positive number of images, got {self.limit!r}")
         if self.tile is not None and int(self.tile) < 0:
             raise ConfigError(f"tile must be >= 0 LR pixels (0 = whole image), got {self.tile!r}")
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if str(self.device) != "auto":
+        if self.precision is not None and self.precision not in PRECISION_NAMES:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISION_NAMES)}, got {self.precision!r}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
+            import torch
+
             try:
                 torch.device(self.device)
             except (RuntimeError, TypeError):
@@ -210,6 +216,7 @@ def _join_torchrun(options: RunOptions) -> tuple[RunOptions, bool]:
     if options.shard is not None:
         raise ConfigError("--shard cannot be combined with torchrun: its ranks already split the work")
     rank, local = int(os.environ.get("RANK") or 0), int(os.environ.get("LOCAL_RANK") or 0)
+    import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -230,6 +237,8 @@ def _leave_torchrun() -> None:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    import torch
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -311,6 +320,8 @@ class _Decoder:
 
 
 def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], device: torch.device) -> dict:
+    import torch
+
     spec = method.spec
     return {
         "method": {
@@ -331,6 +342,8 @@ def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec
 
 
 def _predict(method: Method, dataset: DatasetSpec, sample: Sample, lr: torch.Tensor, device: torch.device) -> torch.Tensor:
+    import torch
+
     batch = lr[None].to(device)
     with torch.inference_mode():
         sr = method.predict(batch, [(dataset.name, sample.id)])
@@ -371,10 +384,10 @@ def _refuse_mixing(old: Mapping[str, Any] | None, method: Method, dataset: str, 
 class _CellRun:
     """One (method, dataset) cell being evaluated into the store: the state its steps share."""
 
-    def __init__(self, method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], root: Path,
-                 device: torch.device, options: RunOptions) -> None:
+    def __init__(self, name: str, dataset: DatasetSpec, metrics: Sequence[MetricSpec], root: Path,
+                 options: RunOptions, method: Method | None = None, device: torch.device | None = None) -> None:
         self.method, self.root, self.device, self.options = method, root, device, options
-        self.name, self.dname = method.spec.name, dataset.name
+        self.name, self.dname = name, dataset.name
         self.dataset = dataset.resolved()
         self.metrics = _applicable(metrics, self.dataset)
         samples = self.dataset.samples()
@@ -490,8 +503,9 @@ def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec]
              device: torch.device, options: RunOptions,
              log: Callable[[str], None] = print) -> tuple[CellResult, list[dict[str, str]]]:
     """Evaluate one (method, dataset) cell into the store; returns its result and failures."""
-    cell = _CellRun(method, dataset, metrics, root, device, options)
+    cell = _CellRun(method.spec.name, dataset, metrics, root, options, method, device)
     manifest = _manifest(method, cell.dataset, cell.metrics, device)
+    manifest["request"] = _request(method.spec, options)
     old = store.read_manifest(root, cell.name, cell.dname)
     _refuse_mixing(old, method, cell.dname, options.force, lambda: _holds_results(root, cell.name, cell.dname))
     manifest.update(started=_now(), host=platform.node())
@@ -515,14 +529,50 @@ def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec]
     return cell.result, cell.failures
 
 
-def _prepare_method(spec: MethodSpec, device: torch.device, overrides: Mapping[str, Any]) -> Method:
+def _request(spec: MethodSpec, options: RunOptions) -> dict[str, Any]:
+    """What besides the weights decides how this run would compute a cell: the adapter's options
+    (card and run overrides), the requested device and the host (``auto`` precision and device
+    resolve the same way on the same machine). Kept in the manifest for :func:`_finished_cells`."""
+    request = {"options": method_options(spec, options.engine_options()), "device": str(options.device),
+               "host": platform.node()}
+    return json.loads(json.dumps(request, sort_keys=True, default=str))
+
+
+def _finished_cells(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequence[MetricSpec], root: Path,
+                    options: RunOptions) -> list[CellResult] | None:
+    """The method's cells, every image reused, when all of them are complete in the store for the
+    same weights (the adapter's ``identify``, no model built) and the same request: a re-run of a
+    finished grid then loads no model and imports no torch (issue 15). ``None`` when anything is
+    missing or differs: the method is loaded and the usual path decides (and refuses to mix)."""
+    cells = [d for d in datasets if d.scale == spec.scale]
+    if options.force or not cells:
+        return None
+    fingerprint = identify_method(spec, options.engine_options())
+    if fingerprint is None:
+        return None
+    request, out = _request(spec, options), []
+    for d in cells:
+        old = store.read_manifest(root, spec.name, d.name)
+        if not old or not old.get("finished") or old.get("request") != request \
+                or old["method"].get("fingerprint") != fingerprint:
+            return None
+        cell = _CellRun(spec.name, d, metrics, root, options)
+        if cell.pending():
+            return None
+        cell.result.reused = len(cell.samples)
+        out.append(cell.result)
+    return out
+
+
+def _prepare_method(spec: MethodSpec, device: Callable[[], torch.device], overrides: Mapping[str, Any]) -> Method:
     """Fetch the weights on first use, then load with the run options the adapter declares.
 
     A ``--checkpoint`` the adapter takes replaces the card's weight sources, so nothing is fetched.
+    The device (and torch) is resolved only once there is a method to load.
     """
     if not (overrides.get("checkpoint") and "checkpoint" in adapter_for(spec).run_options):
         make_available(spec)
-    return load_method(spec, device=device, run_options=overrides)
+    return load_method(spec, device=device(), run_options=overrides)
 
 
 def _ready_datasets(datasets: Sequence[DatasetSpec], summary: RunSummary, log: Callable[[str], None]) -> list[DatasetSpec]:
@@ -549,11 +599,20 @@ def _named_explicitly(patterns: str | Sequence[str], selected: Sequence[MethodSp
             or (checkpoint and "checkpoint" in adapter_for(m).run_options)]
 
 
-def _run_method(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequence[MetricSpec], device: torch.device,
-                options: RunOptions, summary: RunSummary, log: Callable[[str], None]) -> None:
-    """Load one method and evaluate it on every ready dataset; a cell that cannot run is skipped
-    with its reason (with ``keep_going`` off, the reasons so far are saved and the error raised).
-    A store that cannot be written stops everything (:class:`store.StoreError`)."""
+def _run_method(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequence[MetricSpec],
+                device: Callable[[], torch.device], options: RunOptions, summary: RunSummary,
+                log: Callable[[str], None]) -> None:
+    """Load one method and evaluate it on every ready dataset of its scale; a cell that cannot
+    run is skipped with its reason (with ``keep_going`` off, the reasons so far are saved and the
+    error raised). A store that cannot be written stops everything (:class:`store.StoreError`).
+    A method whose every cell is already complete is not loaded (:func:`_finished_cells`)."""
+    summary.skipped.update({(spec.name, d.name): f"scale mismatch: method x{spec.scale}, dataset x{d.scale}"
+                            for d in datasets if d.scale != spec.scale})
+    datasets = [d for d in datasets if d.scale == spec.scale]
+    finished = _finished_cells(spec, datasets, metrics, summary.store, options)
+    if finished is not None:
+        summary.cells += finished
+        return
     try:
         method = _prepare_method(spec, device, options.engine_options())
     except RsrBenchError as exc:
@@ -563,11 +622,8 @@ def _run_method(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: Sequ
         summary.skipped.update({(spec.name, d.name): str(exc) for d in datasets})
         return
     for d in datasets:
-        if d.scale != spec.scale:
-            summary.skipped[(spec.name, d.name)] = f"scale mismatch: method x{spec.scale}, dataset x{d.scale}"
-            continue
         try:
-            cell, failures = run_cell(method, d, metrics, root=summary.store, device=device, options=options, log=log)
+            cell, failures = run_cell(method, d, metrics, root=summary.store, device=device(), options=options, log=log)
         except store.StoreError:
             raise
         except RsrBenchError as exc:
@@ -628,7 +684,9 @@ def _run_all(options: RunOptions, root: Path, log: Callable[[str], None]) -> Run
     methods = select_methods(options.methods, load_method_specs(options.method_cards))
     datasets = select_datasets(options.datasets, load_datasets(options.datasets_files, options.data_root))
     metrics = select_metrics(options.metrics)
-    device = resolve_device(options.device)
+    device = functools.cache(lambda: resolve_device(options.device))  # torch only once a model is loaded
+    if str(options.device).startswith("cuda"):
+        device()  # a missing GPU is an error before anything runs
     summary = RunSummary(root, [m.name for m in methods], [], [m.name for m in metrics])
     summary.rank, summary.world = options.rank_world
     summary.named = _named_explicitly(options.methods, methods, bool(options.checkpoint))

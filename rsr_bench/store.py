@@ -32,12 +32,13 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import RsrBenchError
 from .files import atomic_write_bytes, atomic_write_json, sha256_file
+
+if TYPE_CHECKING:  # pandas (1.5 s to import) only where a table is built: a no-op re-run stays fast
+    import pandas as pd
 
 RESULT_COLUMNS = ["method", "dataset", "image", "metric", "value"]
 FAILURE_COLUMNS = ["method", "dataset", "image", "stage", "message"]
@@ -428,6 +429,8 @@ def _cell_records(ddir: Path, method: str, dataset: str):
 
 def load_results(root: str | os.PathLike) -> pd.DataFrame:
     """Long table of per-image values: ``[method, dataset, image, metric, value]``."""
+    import pandas as pd
+
     rows = [
         (m, d, rec["image"], metric, float(value))
         for m, d, rec in iter_records(root)
@@ -438,6 +441,8 @@ def load_results(root: str | os.PathLike) -> pd.DataFrame:
 
 def load_failures(root: str | os.PathLike) -> pd.DataFrame:
     """Per-image errors and not-computable metrics: ``[method, dataset, image, stage, message]``."""
+    import pandas as pd
+
     rows = []
     for m, d, rec in iter_records(root):
         rows += [(m, d, rec["image"], e["stage"], e["message"]) for e in rec.get("errors", [])]
@@ -454,6 +459,8 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     SR papers report the mean of per-image values (not a pooled MSE), so that is the mean; the
     population standard deviation and the image count travel with it.
     """
+    import pandas as pd
+
     if results.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     g = results.groupby(["method", "dataset", "metric"], sort=False)["value"]

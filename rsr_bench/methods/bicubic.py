@@ -14,11 +14,14 @@ from ..image import imresize
 from .cards import Adapter, ImageKey, MethodSpec
 
 
+FINGERPRINT = "matlab-imresize-bicubic-a-0.5"
+
+
 @dataclass
 class BicubicMethod:
     spec: MethodSpec
     device: torch.device
-    fingerprint: str = "matlab-imresize-bicubic-a-0.5"
+    fingerprint: str = FINGERPRINT
     provenance: Mapping[str, Any] = field(default_factory=lambda: {"source": "rsr_bench.image.imresize"})
 
     def predict(self, lr: torch.Tensor, images: Sequence[ImageKey] = ()) -> torch.Tensor:
@@ -36,4 +39,4 @@ def load(spec: MethodSpec, *, device: torch.device, options: Mapping[str, Any]) 
     return BicubicMethod(spec, device)
 
 
-ADAPTER = Adapter("bicubic", load)
+ADAPTER = Adapter("bicubic", load, identify=lambda spec, options: FINGERPRINT)

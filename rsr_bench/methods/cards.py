@@ -55,6 +55,9 @@ BUILTIN_ADAPTERS = {name: f"rsr_bench.methods.{name}" for name in ("bicubic", "p
 PLUGIN_GROUP = "rsr_bench.adapters"
 #: Run-wide options a run may pass (``--checkpoint``, ``--tile``, ``--precision``).
 RUN_OPTIONS = ("checkpoint", "tile", "precision")
+#: The precisions a run may ask for; ``auto`` is resolved per device by the engine, which maps
+#: each name to its dtype (``methods.engine.PRECISIONS``).
+PRECISION_NAMES = ("auto", "fp32", "bf16", "fp16")
 
 ImageKey = tuple[str, str]
 """``(dataset name, image id)`` of one image in a batch: how a method knows what it predicts."""
@@ -119,6 +122,9 @@ class Adapter:
     ``fetch(spec)`` downloads what the method needs (``None``: nothing to download).
     ``run_options`` are the :data:`RUN_OPTIONS` it accepts; it never receives another one
     (``--precision`` means nothing to bicubic, so bicubic does not see it). Checked on creation.
+    ``identify(spec, options)`` (optional) returns the ``fingerprint`` that ``load`` would give,
+    without building anything (no torch, no network; hashing a file is fine), or ``None`` when it
+    cannot tell: it lets a re-run of a finished grid skip loading the model (issue 15).
     """
 
     name: str
@@ -126,11 +132,13 @@ class Adapter:
     availability: Callable[[MethodSpec], str | None] = _runnable
     fetch: Callable[[MethodSpec], Any] | None = None
     run_options: frozenset[str] = frozenset()
+    identify: Callable[[MethodSpec, Mapping[str, Any]], str | None] | None = None
 
     def __post_init__(self) -> None:
         checks = [(self.load, {"device": None, "options": None}, "load(spec, *, device, options)"),
                   (self.availability, {}, "availability(spec)")]
         checks += [(self.fetch, {}, "fetch(spec)")] if self.fetch is not None else []
+        checks += [(self.identify, {"options": None}, "identify(spec, options)")] if self.identify is not None else []
         for fn, kwargs, want in checks:
             if not callable(fn) or not _accepts(fn, None, **kwargs):
                 raise ConfigError(f"adapter {self.name!r}: expected a callable {want}, got {fn!r}")
@@ -173,7 +181,8 @@ def adapter_for(spec: MethodSpec) -> Adapter:
     label = f"{where}: adapter plugin {ep.name!r} ({ep.value})"
     return replace(adapter, load=_guarded(adapter.load, label, "load"),
                    availability=_guarded(adapter.availability, label, "availability"),
-                   fetch=None if adapter.fetch is None else _guarded(adapter.fetch, label, "fetch"))
+                   fetch=None if adapter.fetch is None else _guarded(adapter.fetch, label, "fetch"),
+                   identify=None if adapter.identify is None else _guarded(adapter.identify, label, "identify"))
 
 
 def _guarded(fn: Callable[..., Any], label: str, what: str) -> Callable[..., Any]:
@@ -293,17 +302,34 @@ def method_availability(spec: MethodSpec) -> str | None:
     return adapter_for(spec).availability(spec)
 
 
+def method_options(spec: MethodSpec, run_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The options the adapter receives: the card's, overridden by the run options it declares."""
+    adapter = adapter_for(spec)
+    extra = set(run_options or {}) - set(RUN_OPTIONS)
+    if extra:
+        raise ConfigError(f"unknown run option(s) {sorted(extra)}; known: {list(RUN_OPTIONS)}")
+    taken = {k: v for k, v in (run_options or {}).items() if k in adapter.run_options and v is not None}
+    return {**spec.options, **taken}
+
+
+def identify_method(spec: MethodSpec, run_options: Mapping[str, Any] | None = None) -> str | None:
+    """The fingerprint :func:`load_method` would give, without loading (``None``: unknown here)."""
+    adapter = adapter_for(spec)
+    if adapter.identify is None:
+        return None
+    try:
+        return adapter.identify(spec, method_options(spec, run_options))
+    except RsrBenchError:
+        return None  # e.g. weights not available: loading will say why
+
+
 def load_method(spec: MethodSpec, *, device: torch.device | str = "cpu",
                 run_options: Mapping[str, Any] | None = None) -> Method:
     """Build the runnable method; each run option reaches the adapter only if it declares it."""
     import torch
 
     adapter = adapter_for(spec)
-    extra = set(run_options or {}) - set(RUN_OPTIONS)
-    if extra:
-        raise ConfigError(f"unknown run option(s) {sorted(extra)}; known: {list(RUN_OPTIONS)}")
-    taken = {k: v for k, v in (run_options or {}).items() if k in adapter.run_options and v is not None}
-    method = adapter.load(spec, device=torch.device(device), options={**spec.options, **taken})
+    method = adapter.load(spec, device=torch.device(device), options=method_options(spec, run_options))
     fields_ok = all(hasattr(method, a) for a in ("spec", "fingerprint", "provenance"))
     if not fields_ok or not _accepts(getattr(method, "predict", None), None, ()):
         raise ConfigError(f"adapter {adapter.name!r} returned a {type(method).__name__}, not a Method "

@@ -63,11 +63,12 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from .cards import PRECISION_NAMES
 from .rrdbnet import RRDBNet
 
 #: Accepted ``precision`` names -> compute dtype; ``auto`` (the default) is resolved per device
 #: by :func:`resolve_precision` when the engine is built.
-PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.float32, torch.bfloat16, torch.float16), strict=True))
 MIN_TILE = 16
 
 #: Measured cost of low precision without native support (docs/performance.md): RRDBNet x4,

@@ -82,8 +82,14 @@ def load(spec: MethodSpec, *, device: torch.device, options: Mapping[str, Any]) 
         raise ConfigError(f"method {spec.name}: unknown precomputed option(s) {sorted(extra)}; allowed {sorted(OPTION_KEYS)}")
     root = _root(spec, options)
     pattern = str(options.get("pattern", "{dataset}/{id}.png"))
-    fp = str(options.get("fingerprint") or hashlib.sha256(f"{root.resolve()}|{pattern}".encode()).hexdigest()[:16])
-    return PrecomputedMethod(spec, root, pattern, fp, {"source": "precomputed outputs", "root": str(root), "pattern": pattern})
+    return PrecomputedMethod(spec, root, pattern, identify(spec, options),
+                             {"source": "precomputed outputs", "root": str(root), "pattern": pattern})
 
 
-ADAPTER = Adapter("precomputed", load, availability=availability)
+def identify(spec: MethodSpec, options: Mapping[str, Any]) -> str:
+    """The card's ``fingerprint``, else a hash of the results folder and the file pattern."""
+    root, pattern = _root(spec, options), str(options.get("pattern", "{dataset}/{id}.png"))
+    return str(options.get("fingerprint") or hashlib.sha256(f"{root.resolve()}|{pattern}".encode()).hexdigest()[:16])
+
+
+ADAPTER = Adapter("precomputed", load, availability=availability, identify=identify)

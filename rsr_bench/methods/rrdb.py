@@ -89,5 +89,12 @@ def load(spec: MethodSpec, *, device: torch.device | str, options: Mapping[str, 
     return RRDBMethod(spec=spec, engine=engine, fingerprint=sha, provenance=provenance)
 
 
-ADAPTER = Adapter("rrdb", load, availability=weights.availability, fetch=weights.fetch,
+def identify(spec: MethodSpec, options: Mapping[str, Any]) -> str | None:
+    """The fingerprint :func:`load` gives (the weights' sha256), from the files alone: nothing
+    is downloaded or built. ``None`` when the weights are not here yet (loading fetches them)."""
+    path, prov, _ = weights.resolve(spec, options, download=False)
+    return prov.get("sha256") or sha256_file(path)
+
+
+ADAPTER = Adapter("rrdb", load, identify=identify, availability=weights.availability, fetch=weights.fetch,
                   run_options=frozenset({"checkpoint", "tile", "precision"}))
