@@ -53,8 +53,8 @@ VARIANT_KEYS = {"description", "trained_on", "scale", "options", "adapter", "wei
 BUILTIN_ADAPTERS = {name: f"rsr_bench.methods.{name}" for name in ("bicubic", "precomputed", "rrdb")}
 #: Entry-point group in which installed packages declare adapter plugins (``name = "pkg.mod:ADAPTER"``).
 PLUGIN_GROUP = "rsr_bench.adapters"
-#: Run-wide options a run may pass (``--checkpoint``, ``--tile``, ``--precision``).
-RUN_OPTIONS = ("checkpoint", "tile", "precision")
+#: Run-wide options a run may pass (``--checkpoint``, ``--tile``, ``--precision``, ``--compile``).
+RUN_OPTIONS = ("checkpoint", "tile", "precision", "compile")
 #: The precisions a run may ask for; ``auto`` is resolved per device by the engine, which maps
 #: each name to its dtype (``methods.engine.PRECISIONS``).
 PRECISION_NAMES = ("auto", "fp32", "bf16", "fp16")

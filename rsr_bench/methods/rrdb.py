@@ -7,11 +7,12 @@ layout detected and converted, and loaded strictly (:mod:`rsr_bench.methods.layo
 (``"registry mirror (fp16-rounded copy of the official weights)"``, ``"official"`` or
 ``"local file"``), URLs, layout and engine settings.
 
-Options (card ``options``; ``checkpoint``, ``tile`` and ``precision`` also as run options)::
+Options (card ``options``; ``checkpoint``, ``tile``, ``precision`` and ``compile`` also as run options)::
 
     checkpoint: path            param_key: params_ema | params
     tile: 0 | int (LR px)       tile_overlap: int      tile_batch: int
     precision: auto | fp32 | bf16 | fp16               channels_last: bool
+    compile: bool (torch.compile; falls back to eager with a warning)
     memory_fraction: float      max_memory_gb: float
 """
 
@@ -97,4 +98,4 @@ def identify(spec: MethodSpec, options: Mapping[str, Any]) -> str | None:
 
 
 ADAPTER = Adapter("rrdb", load, identify=identify, availability=weights.availability, fetch=weights.fetch,
-                  run_options=frozenset({"checkpoint", "tile", "precision"}))
+                  run_options=frozenset({"checkpoint", "tile", "precision", "compile"}))
