@@ -121,6 +121,8 @@ class RunOptions:
     checkpoint: str | Path | None = None
     tile: int | None = None
     precision: str | None = None
+    compile: bool = False  # torch.compile the network (adapters that declare it); eager with a warning if it fails
+    batch: int = 1  # predict up to this many equal-size images in one forward
     shard: str | tuple[int, int] | None = None  # "K/N": compute part K (from 0) of N; torchrun sets it per rank
 
     def __post_init__(self) -> None:
@@ -132,6 +134,8 @@ class RunOptions:
             object.__setattr__(self, name, (value,) if isinstance(value, (str, Path)) else tuple(value))
         if self.limit is not None and (isinstance(self.limit, bool) or int(self.limit) < 1):
             raise ConfigError(f"limit must be a positive number of images, got {self.limit!r}")
+        if isinstance(self.batch, bool) or int(self.batch) < 1:
+            raise ConfigError(f"batch must be a positive number of images, got {self.batch!r}")
         if self.tile is not None and int(self.tile) < 0:
             raise ConfigError(f"tile must be >= 0 LR pixels (0 = whole image), got {self.tile!r}")
         if self.precision is not None and self.precision not in PRECISION_NAMES:
@@ -151,7 +155,8 @@ class RunOptions:
 
     def engine_options(self) -> dict[str, Any]:
         """The engine options that were set (each adapter receives only those it declares)."""
-        return {k: getattr(self, k) for k in ("checkpoint", "tile", "precision") if getattr(self, k) is not None}
+        options = {k: getattr(self, k) for k in ("checkpoint", "tile", "precision") if getattr(self, k) is not None}
+        return {**options, "compile": True} if self.compile else options
 
 
 #: Per-image cost besides its pixels (decode, PNG encode, record), in LR pixels: it keeps a rank
@@ -186,14 +191,19 @@ def partition(costs: Sequence[float], world: int, salt: str = "") -> list[int]:
     return owner
 
 
-def _image_cost(path: Path) -> float:
-    """An image's share of the work: its LR pixels (from the header, nothing decoded) plus a fixed
-    part; an unreadable header costs the fixed part (the image only becomes an error record)."""
+def _lr_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header, nothing decoded; (0, 0) when unreadable (the
+    image only becomes an error record when it is decoded)."""
     try:
         with Image.open(path) as im:
-            w, h = im.size
+            return im.size
     except Exception:  # noqa: BLE001 - any unreadable file: its error is found when it is decoded
-        w = h = 0
+        return 0, 0
+
+
+def _image_cost(path: Path) -> float:
+    """An image's share of the work: its LR pixels plus a fixed part (see IMAGE_OVERHEAD_PX)."""
+    w, h = _lr_size(path)
     return float(w * h + IMAGE_OVERHEAD_PX)
 
 
@@ -341,18 +351,37 @@ def _manifest(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec
     }
 
 
-def _predict(method: Method, dataset: DatasetSpec, sample: Sample, lr: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _predict(method: Method, dataset: DatasetSpec, samples: Sequence[Sample], lrs: Sequence[torch.Tensor],
+             device: torch.device) -> torch.Tensor:
+    """One forward over equal-size LR images -> their SR images, clamped to [0, 1]."""
     import torch
 
-    batch = lr[None].to(device)
+    batch = torch.stack(list(lrs)).to(device)
     with torch.inference_mode():
-        sr = method.predict(batch, [(dataset.name, sample.id)])
-    want = (batch.shape[-2] * dataset.scale, batch.shape[-1] * dataset.scale)
-    if sr.ndim != 4 or sr.shape[0] != 1 or sr.shape[1] != 3 or tuple(sr.shape[-2:]) != want:
-        raise RsrBenchError(f"{method.spec.name} returned shape {tuple(sr.shape)}, expected (1, 3, {want[0]}, {want[1]})")
+        sr = method.predict(batch, [(dataset.name, s.id) for s in samples])
+    n, want = len(samples), (batch.shape[-2] * dataset.scale, batch.shape[-1] * dataset.scale)
+    if sr.ndim != 4 or sr.shape[0] != n or sr.shape[1] != 3 or tuple(sr.shape[-2:]) != want:
+        raise RsrBenchError(f"{method.spec.name} returned shape {tuple(sr.shape)}, expected ({n}, 3, {want[0]}, {want[1]})")
     if not torch.isfinite(sr).all():
         raise RsrBenchError(f"{method.spec.name} produced non-finite values")
     return sr.float().clamp(0, 1)
+
+
+@dataclass
+class _Job:
+    """One image on its way through a cell: its record so far and what it still needs."""
+
+    index: int
+    sample: Sample
+    rec: dict
+    needed: list[MetricSpec]
+    lr: Any = None
+    hr: Any = None
+
+    @property
+    def key(self) -> tuple:
+        """Images with the same key can share one forward and one scoring call."""
+        return tuple(self.lr.shape), tuple(m.name for m in self.needed)
 
 
 def _precision(provenance: Mapping[str, Any]) -> str:
@@ -413,11 +442,11 @@ class _CellRun:
         """The (index, sample) pairs that still need work."""
         return [(i, s) for i, s in enumerate(self.samples) if self.needs_work(self.stored(s.id))]
 
-    def evaluate(self, sample: Sample, decoded: tuple, prev: dict | None) -> dict:
-        """One image's record: predict, quantise, write the PNG, score what is missing; a failure
-        becomes an error in the record, never an exception (except a store that cannot be written)."""
+    def start(self, index: int, sample: Sample, decoded: tuple, prev: dict | None) -> _Job:
+        """The image's new record (kept values of a resumed one) and the metrics it still needs;
+        a decode or naming problem is already in ``rec["errors"]`` (nothing more is done)."""
         lr, hr, errors = decoded
-        method, dataset, device, force = self.method, self.dataset, self.device, self.options.force
+        force = self.options.force
         fresh = force or prev is None or bool(prev.get("errors"))
         rec = {
             "image": sample.id, "lr_path": str(sample.lr_path),
@@ -430,25 +459,37 @@ class _CellRun:
         if problem:  # its PNG could not be named; the record goes under a hashed name
             errors.insert(0, {"stage": "image-id", "message": f"{sample.lr_path}: image id {sample.id!r} cannot name "
                                                               f"a file in the store: {problem}; rename the file"})
-        if errors:
-            return rec
-        needed = _missing_metrics(None if fresh else prev, self.metrics, force)
+        return _Job(index, sample, rec, _missing_metrics(None if fresh else prev, self.metrics, force), lr, hr)
+
+    def compute(self, jobs: Sequence[_Job]) -> None:
+        """Predict equal-size images in one forward, write their PNGs, score them together. A
+        failure becomes an error in the records, never an exception (except a store that cannot
+        be written); a failing batch is retried image by image, so one bad image never costs its
+        batch-mates their results."""
+        import torch
+
         try:
             t0 = time.perf_counter()
-            sr_float = _predict(method, dataset, sample, lr, device)
-            sr_u8 = quantise(sr_float[0])
-            rec["sr_sha256"] = store.write_sr(self.root, self.name, self.dname, sample.id, encode_png(sr_u8))
-            rec["time_predict_s"] = round(time.perf_counter() - t0, 4)
-            self.timings["predict_s"] += rec["time_predict_s"]
+            sr_float = _predict(self.method, self.dataset, [j.sample for j in jobs], [j.lr for j in jobs], self.device)
+            sr_u8 = [quantise(x) for x in sr_float]
+            for job, u8 in zip(jobs, sr_u8):
+                job.rec["sr_sha256"] = store.write_sr(self.root, self.name, self.dname, job.sample.id, encode_png(u8))
+                job.rec["time_predict_s"] = round((time.perf_counter() - t0) / len(jobs), 4)
+            self.timings["predict_s"] += time.perf_counter() - t0
             t1 = time.perf_counter()
-            ref = None if hr is None else hr[None]
-            score_batch(needed, sr_float, ref, quantised=dequantise(sr_u8)[None], device=device)[0].update_record(rec)
+            ref = None if jobs[0].hr is None else torch.stack([j.hr for j in jobs])
+            quantised = torch.stack([dequantise(u8) for u8 in sr_u8])
+            for job, scored in zip(jobs, score_batch(jobs[0].needed, sr_float, ref, quantised=quantised, device=self.device)):
+                scored.update_record(job.rec)
             self.timings["metrics_s"] += time.perf_counter() - t1
         except store.StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad image never loses the others
-            rec["errors"].append({"stage": "predict", "message": f"{type(exc).__name__}: {exc}"})
-        return rec
+            if len(jobs) > 1:
+                for job in jobs:
+                    self.compute([job])
+                return
+            jobs[0].rec["errors"].append({"stage": "predict", "message": f"{type(exc).__name__}: {exc}"})
 
     def save(self, rec: dict) -> None:
         """Write one image's record and count it; with ``keep_going`` off a failure stops the run."""
@@ -462,37 +503,52 @@ class _CellRun:
             raise RsrBenchError(f"{self.name} on {self.dname}, image {rec['image']}: {rec['errors'][0]['message']} "
                                 "(--fail-fast)")
 
-    def claimed(self, lock: store.CellLock, sample: Sample, decoder: _Decoder, upcoming: list[int], index: int) -> None:
-        """Evaluate one image this process holds the claim of; another run may have finished it
-        between the listing and the claim, so its record is read again first."""
+    def claimed(self, lock: store.CellLock, items: list[tuple[int, Sample]], decoder: _Decoder,
+                upcoming: list[int]) -> None:
+        """Evaluate images this process holds the claims of, equal sizes in one forward; another
+        run may have finished one between the listing and the claim, so records are read again."""
         try:
-            rec = self.stored(sample.id)
-            if not self.options.force and not self.needs_work(rec):
-                decoder.drop(index)
-                self.result.reused += 1
-                return
-            self.save(self.evaluate(sample, decoder.get(index, upcoming), rec))
+            jobs = []
+            for i, sample in items:
+                rec = self.stored(sample.id)
+                if not self.options.force and not self.needs_work(rec):
+                    decoder.drop(i)
+                    self.result.reused += 1
+                    continue
+                jobs.append(self.start(i, sample, decoder.get(i, upcoming), rec))
+            groups: dict[tuple, list[_Job]] = {}
+            for job in jobs:
+                if not job.rec["errors"]:
+                    groups.setdefault(job.key, []).append(job)
+            for group in groups.values():
+                self.compute(group)
+            for job in jobs:
+                self.save(job.rec)
         finally:
-            lock.release([sample.id])
+            lock.release([sample.id for _, sample in items])
 
     def work(self, todo: list[tuple[int, Sample]], bar: Any, log: Callable[[str], None]) -> None:
-        """Evaluate ``todo``; an image another run on this store is computing is left for the end,
-        then waited for (a dead run's claim vanishes with it, so the wait always ends)."""
+        """Evaluate ``todo`` ``batch`` images at a time (sorted by size when batching, so equal
+        sizes meet); an image another run on this store is computing is left for the end, then
+        waited for (a dead run's claim vanishes with it, so the wait always ends)."""
         lock, decoder = store.CellLock(self.root, self.name, self.dname), _Decoder(self.samples, self.dataset)
+        size = self.options.batch
+        if size > 1:
+            todo = sorted(todo, key=lambda item: _lr_size(item[1].lr_path))
         waiting: list[tuple[int, Sample]] = []
         try:
-            for k, (i, sample) in enumerate(todo):
-                if not lock.claim([sample.id]):
-                    waiting.append((i, sample))
-                    continue
-                self.claimed(lock, sample, decoder, [j for j, _ in todo[k + 1 : k + 1 + PREFETCH]], i)
-                bar.update(1)
+            for k in range(0, len(todo), size):
+                mine = [(i, s) for i, s in todo[k : k + size] if lock.claim([s.id])]
+                waiting += [(i, s) for i, s in todo[k : k + size] if (i, s) not in mine]
+                if mine:
+                    self.claimed(lock, mine, decoder, [j for j, _ in todo[k + size : k + size + max(PREFETCH, size)]])
+                bar.update(len(mine))
             if waiting:
                 log(f"{self.name} on {self.dname}: waiting for another run computing {len(waiting)} image(s)")
             for i, sample in waiting:
                 while not lock.claim([sample.id]):
                     time.sleep(LOCK_POLL_S)
-                self.claimed(lock, sample, decoder, [], i)
+                self.claimed(lock, [(i, sample)], decoder, [])
                 bar.update(1)
         finally:
             decoder.close()

@@ -18,11 +18,11 @@ from test_runner import _paired_set
 def test_metric_files_are_fetched_before_the_first_image(tmp_path: Path, monkeypatch) -> None:
     sets = _paired_set(tmp_path / "toy", 2)
     events: list[str] = []
-    real_prepare, real_evaluate = metrics_mod.fetch_metric_assets, runner._CellRun.evaluate
+    real_prepare, real_start = metrics_mod.fetch_metric_assets, runner._CellRun.start
     monkeypatch.setattr(metrics_mod, "fetch_metric_assets",
                         lambda specs: events.append("prepare") or real_prepare(specs))
-    monkeypatch.setattr(runner._CellRun, "evaluate",
-                        lambda self, *a, **k: events.append("image") or real_evaluate(self, *a, **k))
+    monkeypatch.setattr(runner._CellRun, "start",
+                        lambda self, *a, **k: events.append("image") or real_start(self, *a, **k))
     summary = run(RunOptions(methods="bicubic", datasets="Toy", metrics="psnr,ssim,niqe", datasets_files=[sets],
                              store=tmp_path / "store", progress=False), log=lambda m: None)
     assert summary.exit_code == 0
