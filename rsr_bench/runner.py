@@ -25,7 +25,7 @@ import platform
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -425,7 +425,8 @@ class _CellRun:
                                      f"{self.name}|{self.dname}")
         self.result = CellResult(self.name, self.dname, images=len(self.samples))
         self.failures: list[dict[str, str]] = []
-        self.timings = {"predict_s": 0.0, "metrics_s": 0.0}
+        self.timings = {"predict_s": 0.0, "metrics_s": 0.0, "png_s": 0.0}  # png_s: on the writer thread
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
 
     def stored(self, image: str) -> dict | None:
         """The image's record as a resume may use it: None when missing, damaged, or when its SR
@@ -461,30 +462,40 @@ class _CellRun:
                                                               f"a file in the store: {problem}; rename the file"})
         return _Job(index, sample, rec, _missing_metrics(None if fresh else prev, self.metrics, force), lr, hr)
 
+    def _write_png(self, job: _Job, u8: torch.Tensor) -> float:
+        """Encode and store one SR PNG (on the writer thread); returns the seconds it took."""
+        t0 = time.perf_counter()
+        job.rec["sr_sha256"] = store.write_sr(self.root, self.name, self.dname, job.sample.id, encode_png(u8))
+        return time.perf_counter() - t0
+
     def compute(self, jobs: Sequence[_Job]) -> None:
-        """Predict equal-size images in one forward, write their PNGs, score them together. A
-        failure becomes an error in the records, never an exception (except a store that cannot
-        be written); a failing batch is retried image by image, so one bad image never costs its
-        batch-mates their results."""
+        """Predict equal-size images in one forward, score them together while their PNGs are
+        encoded and written on the writer thread. A failure becomes an error in the records,
+        never an exception (except a store that cannot be written); a failing batch is retried
+        image by image, so one bad image never costs its batch-mates their results."""
         import torch
 
+        writes: list[Future] = []
         try:
             t0 = time.perf_counter()
             sr_float = _predict(self.method, self.dataset, [j.sample for j in jobs], [j.lr for j in jobs], self.device)
             sr_u8 = [quantise(x) for x in sr_float]
+            seconds = time.perf_counter() - t0
+            self.timings["predict_s"] += seconds
             for job, u8 in zip(jobs, sr_u8):
-                job.rec["sr_sha256"] = store.write_sr(self.root, self.name, self.dname, job.sample.id, encode_png(u8))
-                job.rec["time_predict_s"] = round((time.perf_counter() - t0) / len(jobs), 4)
-            self.timings["predict_s"] += time.perf_counter() - t0
+                job.rec["time_predict_s"] = round(seconds / len(jobs), 4)
+                writes.append(self.writer.submit(self._write_png, job, u8))
             t1 = time.perf_counter()
             ref = None if jobs[0].hr is None else torch.stack([j.hr for j in jobs])
             quantised = torch.stack([dequantise(u8) for u8 in sr_u8])
             for job, scored in zip(jobs, score_batch(jobs[0].needed, sr_float, ref, quantised=quantised, device=self.device)):
                 scored.update_record(job.rec)
             self.timings["metrics_s"] += time.perf_counter() - t1
+            self.timings["png_s"] += sum(f.result() for f in writes)  # a StoreError of the writer surfaces here
         except store.StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad image never loses the others
+            wait(writes)
             if len(jobs) > 1:
                 for job in jobs:
                     self.compute([job])
@@ -552,6 +563,7 @@ class _CellRun:
                 bar.update(1)
         finally:
             decoder.close()
+            self.writer.shutdown(wait=True)
             lock.close()
 
 
