@@ -1,7 +1,6 @@
-"""Matplotlib figures for the report, each saved as PNG (embedded) and SVG (for papers).
-
-Uses ``matplotlib.figure.Figure`` directly, never pyplot, so rendering a report does not touch
-global backend state of the caller's process and needs no display.
+"""The report's figures, written as SVG by :mod:`.svgplot` (shown in the page and linked as the
+vector file for papers; issue 15 replaced matplotlib's PNG + SVG, which took most of a report's
+time, with this).
 
 * perception–distortion: PSNR (up) vs LPIPS (left) per paired dataset, one point per method,
   filled where the method is in-domain, hollow where cross-domain;
@@ -14,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from .model import ReportData
+from .svgplot import Chart, Panel, Series, render
 from .tables import domain_split, family_label, metric_label
 
 MAX_DIST_METRICS = 4
@@ -25,8 +23,7 @@ MAX_DIST_METRICS = 4
 @dataclass
 class Plot:
     title: str
-    png: str  # relative to the report folder
-    svg: str
+    svg: str  # relative to the report folder; the page shows it and links it
     caption: str
     wide: bool = False  # takes a whole row in the page (many panels)
 
@@ -57,15 +54,13 @@ def _method_markers(data: ReportData) -> dict[str, str]:
     return out
 
 
-def _save(fig: Figure, out_dir: Path, assets: str, stem: str) -> tuple[str, str]:
+def _save(chart: Chart, out_dir: Path, assets: str, stem: str, alt: str) -> str:
+    """Write ``chart`` as ``assets/plots/<stem>.svg``; its path relative to the report folder.
+    (The report folder is built aside and swapped in whole, so a plain write is atomic enough.)"""
     pdir = out_dir / assets / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
-    # Constrained layout runs on the first save only; the SVG reuses the positions (each layout
-    # pass measures every tick label, which dominates the report's render time).
-    fig.savefig(pdir / f"{stem}.png", dpi=110)
-    fig.set_layout_engine("none")
-    fig.savefig(pdir / f"{stem}.svg")
-    return f"{assets}/plots/{stem}.png", f"{assets}/plots/{stem}.svg"
+    (pdir / f"{stem}.svg").write_text(render(chart, alt), encoding="utf-8")
+    return f"{assets}/plots/{stem}.svg"
 
 
 def _method_label(data: ReportData, name: str) -> str:
@@ -84,30 +79,26 @@ def perception_distortion(data: ReportData, out_dir: Path, assets: str,
              if any((m, d, y_metric) in stats and (m, d, x_metric) in stats for m in data.methods)]
     if not dsets:
         return None
-    colours = _family_colours(data)
-    markers = _method_markers(data)
-    fig = Figure(figsize=(4.2 * len(dsets), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(dsets), squeeze=False)[0]
-    for ax, d in zip(axes, dsets):
+    colours, markers = _family_colours(data), _method_markers(data)
+    panels, legend = [], {}
+    for d in dsets:
+        panel = Panel(title=d, xlabel=f"{metric_label(x_metric)} {data.metrics[x_metric].arrow}",
+                      ylabel=f"{metric_label(y_metric)} {data.metrics[y_metric].arrow}",
+                      # better to the right, better up: the ideal is the top-right corner
+                      invert_x=not data.metrics[x_metric].higher_is_better)
         for m in data.methods:
             if (m, d, y_metric) not in stats or (m, d, x_metric) not in stats:
                 continue
             dom = data.in_domain(m, d)
-            c = colours[data.methods[m].family]
-            ax.scatter(stats[(m, d, x_metric)][0], stats[(m, d, y_metric)][0], s=60,
-                       marker="s" if dom is None else markers[m], facecolors=c if dom in (True, None) else "white",
-                       edgecolors=c, linewidths=1.8, label=_method_label(data, m), zorder=3)
-        ax.set_title(d, fontsize=10)
-        ax.set_xlabel(f"{metric_label(x_metric)} {data.metrics[x_metric].arrow}")
-        ax.set_ylabel(f"{metric_label(y_metric)} {data.metrics[y_metric].arrow}")
-        ax.grid(alpha=0.3)
-        if not data.metrics[x_metric].higher_is_better and not ax.xaxis_inverted():
-            ax.invert_xaxis()  # better to the right, better up: the ideal is the top-right corner
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
-    png, svg = _save(fig, out_dir, assets, "perception_distortion")
-    return Plot("Perception–distortion", png, svg,
+            c, shape = colours[data.methods[m].family], "s" if dom is None else markers[m]
+            panel.series.append(Series("scatter", [stats[(m, d, x_metric)][0]], [stats[(m, d, y_metric)][0]],
+                                       colour=c, marker=shape, filled=dom in (True, None)))
+            legend.setdefault(m, Series("scatter", colour=c, marker=shape, label=_method_label(data, m)))
+        panels.append(panel)
+    title = "Perception–distortion"
+    svg = _save(Chart(panels, legend=list(legend.values()), panel_w=260, panel_h=220), out_dir, assets,
+                "perception_distortion", title)
+    return Plot(title, svg,
                 f"Mean {metric_label(y_metric)} vs mean {metric_label(x_metric)} per dataset (better: top right). "
                 "Colour: method family; shape: checkpoint; filled: in-domain, hollow: cross-domain, square: no training set.", wide=len(dsets) > 2)
 
@@ -120,60 +111,54 @@ def domain_gap(data: ReportData, out_dir: Path, assets: str) -> Plot | None:
     metrics = [x for x in data.metrics if x in set(split["metric"])][:MAX_DIST_METRICS]
     if not metrics:
         return None
-    fig = Figure(figsize=(3.4 * len(metrics), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, x in zip(axes, metrics):
+    panels = []
+    for x in metrics:
         sub = split[split["metric"] == x]
-        pos = range(len(sub))
-        ax.bar([p - 0.2 for p in pos], sub["in_domain"], width=0.4, color="#1f5fbf", label="in-domain")
-        ax.bar([p + 0.2 for p in pos], sub["cross_domain"], width=0.4, color="#c0392b", label="cross-domain")
-        ax.set_xticks(list(pos), [_method_label(data, m) for m in sub["method"]], rotation=35, ha="right", fontsize=7)
-        ax.set_title(f"{metric_label(x)} {data.metrics[x].arrow}", fontsize=10)
-        lo = min(sub["in_domain"].min(), sub["cross_domain"].min())
-        hi = max(sub["in_domain"].max(), sub["cross_domain"].max())
+        ins, outs = [float(v) for v in sub["in_domain"]], [float(v) for v in sub["cross_domain"]]
+        pos = [float(p) for p in range(1, len(sub) + 1)]
+        lo, hi = min(ins + outs), max(ins + outs)
         pad = (hi - lo) * 0.3 or abs(hi) * 0.1 or 1.0
-        ax.set_ylim(lo - pad, hi + pad)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, frameon=False)
-    png, svg = _save(fig, out_dir, assets, "domain_gap")
-    return Plot("In-domain vs cross-domain", png, svg,
+        panels.append(Panel(
+            [Series("bar", [p - 0.2 for p in pos], ins, colour="#1f5fbf", label="in-domain"),
+             Series("bar", [p + 0.2 for p in pos], outs, colour="#c0392b", label="cross-domain")],
+            title=f"{metric_label(x)} {data.metrics[x].arrow}", ylim=(lo - pad, hi + pad),
+            categories=list(zip(pos, [_method_label(data, m) for m in sub["method"]]))))
+    panels[0].legend = True
+    title = "In-domain vs cross-domain"
+    svg = _save(Chart(panels, panel_w=230, panel_h=210), out_dir, assets, "domain_gap", title)
+    return Plot(title, svg,
                 "Per trained method: mean over the datasets it was trained on vs over the others. "
                 "A large gap means the method only works in its training domain.", wide=len(metrics) > 2)
+
+
+def _dist_panel(data: ReportData, dataset: str, methods: list[str], colours: dict[str, str], metric: str) -> Panel | None:
+    groups = {m: list(data.values.get((m, dataset, metric), {}).values()) for m in methods}
+    keep = [m for m in methods if groups[m]]
+    if not keep:
+        return None
+    pos = [float(i) for i in range(1, len(keep) + 1)]
+    boxes = [Series("box", [p], groups=[groups[m]], colour=colours[data.methods[m].family], width=0.6, alpha=0.55)
+             for p, m in zip(pos, keep)]
+    return Panel(boxes, title=f"{metric_label(metric)} {data.metrics[metric].arrow}",
+                 categories=list(zip(pos, [_method_label(data, m) for m in keep])))
 
 
 def distributions(data: ReportData, out_dir: Path, assets: str) -> list[Plot]:
     from .grids import slug
 
     plots = []
-    res = data.results
     colours = _family_colours(data)
+    cells = {(m, d, x) for m, d, x in data.values}
     for d in data.datasets:
-        sub = res[res["dataset"] == d]
-        metrics = [x for x in data.metrics if x in set(sub["metric"])][:MAX_DIST_METRICS]
-        if not metrics:
+        metrics = [x for x in data.metrics if any((m, d, x) in cells for m in data.methods)][:MAX_DIST_METRICS]
+        methods = [m for m in data.methods if any((m, d, x) in cells for x in data.metrics)]
+        panels = [p for x in metrics if (p := _dist_panel(data, d, methods, colours, x)) is not None]
+        if not panels:
             continue
-        methods = [m for m in data.methods if m in set(sub["method"])]
-        fig = Figure(figsize=(max(3.2, 0.55 * len(methods) + 1.2) * len(metrics), 3.4), layout="constrained")
-        axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-        for ax, x in zip(axes, metrics):
-            sx = sub[sub["metric"] == x]
-            groups = [sx.loc[sx["method"] == m, "value"].to_numpy() for m in methods]
-            keep = [(m, g) for m, g in zip(methods, groups) if len(g)]
-            if not keep:
-                continue
-            bp = ax.boxplot([g for _, g in keep], patch_artist=True, widths=0.6, showfliers=True,
-                            flierprops={"markersize": 3})
-            for patch, (m, _) in zip(bp["boxes"], keep):
-                patch.set_facecolor(colours[data.methods[m].family])
-                patch.set_alpha(0.55)
-            ax.set_xticks(range(1, len(keep) + 1), [_method_label(data, m) for m, _ in keep],
-                          rotation=35, ha="right", fontsize=7)
-            ax.set_title(f"{metric_label(x)} {data.metrics[x].arrow}", fontsize=10)
-            ax.grid(axis="y", alpha=0.3)
-        fig.suptitle(d, fontsize=11)
-        png, svg = _save(fig, out_dir, assets, f"dist_{slug(d)}")
-        plots.append(Plot(f"Per-image distribution: {d}", png, svg,
-                          f"Per-image values on {d} (box: quartiles, whiskers: 1.5 IQR, dots: outliers).",
+        title = f"Per-image distribution: {d}"
+        chart = Chart(panels, title=d, panel_w=max(200.0, 34.0 * len(methods) + 60), panel_h=200)
+        svg = _save(chart, out_dir, assets, f"dist_{slug(d)}", title)
+        plots.append(Plot(title, svg, f"Per-image values on {d} (box: quartiles, whiskers: 1.5 IQR, dots: outliers).",
                           wide=len(metrics) > 2))
     return plots
 

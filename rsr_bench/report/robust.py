@@ -23,6 +23,7 @@ from PIL import Image
 from ..errors import ConfigError
 from .model import ReportData
 from .plots import Plot
+from .svgplot import Chart, Panel, Series
 from .tables import metric_label
 
 HEADLINE = ("lpips", "psnr")
@@ -242,8 +243,6 @@ def _style(data: ReportData) -> tuple[dict[str, str], dict[str, str]]:
 
 def severity_plot(levels: pd.DataFrame, data: ReportData, metric: str, out_dir: Path, assets: str) -> Plot | None:
     """One panel per corruption family: ``metric`` vs severity (0 = clean), one line per method."""
-    from matplotlib.figure import Figure
-
     from .grids import slug
     from .plots import _method_label, _save
 
@@ -254,35 +253,30 @@ def severity_plot(levels: pd.DataFrame, data: ReportData, metric: str, out_dir: 
     base = str(sub["dataset"].iloc[0])
     sub = sub[sub["dataset"] == base]
     families = list(dict.fromkeys(sub["group"]))
-    ncol = min(5, len(families))
-    nrow = math.ceil(len(families) / ncol)
-    fig = Figure(figsize=(2.9 * ncol + 1.8, 2.4 * nrow + 0.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False, sharey=True)).ravel()
-    for ax, fam in zip(axes, families):
-        for m in (m for m in data.methods if m in set(sub["method"])):
+    methods = [m for m in data.methods if m in set(sub["method"])]
+    panels = []
+    for fam in families:
+        panel = Panel(title=str(fam), xticks=list(range(6)))
+        for m in methods:
             g = sub[(sub["group"] == fam) & (sub["method"] == m)].sort_values("level")
             xs, ys = [0.0, *g["level"]], [float(g["clean"].iloc[0]) if len(g) else math.nan, *g["value"]]
-            ax.plot(xs, ys, marker=marker[m], ms=4, lw=1.4, color=colour[m], label=_method_label(data, m))
-        ax.set_title(fam, fontsize=9)
-        ax.set_xticks(range(0, 6))
-        ax.grid(alpha=0.3)
-    for ax in axes[len(families):]:
-        ax.set_visible(False)
+            panel.series.append(Series("line", [float(x) for x in xs], [float(y) for y in ys],
+                                       colour=colour[m], marker=marker[m], size=3.5))
+        panels.append(panel)
     info = data.metrics.get(metric)
-    fig.supxlabel("severity (0 = clean input)", fontsize=9)
-    fig.supylabel(f"{metric_label(metric)} {info.arrow if info else ''}", fontsize=9)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
-    png, svg = _save(fig, out_dir, assets, f"robust_{slug(base, metric)}")
-    return Plot(f"{metric_label(metric)} vs severity, per corruption: {base}", png, svg,
+    legend = [Series("line", colour=colour[m], marker=marker[m], label=_method_label(data, m)) for m in methods]
+    chart = Chart(panels, ncols=min(5, len(families)), xlabel="severity (0 = clean input)",
+                  ylabel=f"{metric_label(metric)} {info.arrow if info else ''}", legend=legend,
+                  panel_w=200, panel_h=160, sharey=True)
+    title = f"{metric_label(metric)} vs severity, per corruption: {base}"
+    svg = _save(chart, out_dir, assets, f"robust_{slug(base, metric)}", title)
+    return Plot(title, svg,
                 f"Mean {metric_label(metric)} over the images of {base} at each severity of each corruption family "
                 "(0: the clean input); one line per method. A flat line is a robust method.", wide=True)
 
 
 def attack_plot(levels: pd.DataFrame, data: ReportData, metrics: list[str], out_dir: Path, assets: str) -> Plot | None:
     """``metric`` vs eps (0 = clean) per method: solid white-box PGD, dashed transfer."""
-    from matplotlib.figure import Figure
-
     from .plots import _method_label, _save
 
     sub = levels[levels["kind"] != "corruption"]
@@ -291,22 +285,22 @@ def attack_plot(levels: pd.DataFrame, data: ReportData, metrics: list[str], out_
         return None
     colour, marker = _style(data)
     base = str(sub["dataset"].iloc[0])
-    fig = Figure(figsize=(4.2 * len(metrics) + 2.2, 3.4), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, x in zip(axes, metrics):
+    panels, legend = [], {}
+    for x in metrics:
+        info = data.metrics.get(x)
+        panel = Panel(xlabel="ε (in 1/255; 0 = clean)", ylabel=f"{metric_label(x)} {info.arrow if info else ''}")
         for (m, group), g in sub[(sub["metric"] == x) & (sub["dataset"] == base)].groupby(["method", "group"], sort=False):
             g = g.sort_values("level")
-            ls = "-" if str(group).startswith("pgd") else "--"
-            ax.plot([0.0, *g["level"]], [float(g["clean"].iloc[0]), *g["value"]], ls=ls, marker=marker[m], ms=4,
-                    color=colour[m], label=f"{_method_label(data, m)}, {'white-box' if ls == '-' else 'transfer'}")
-        info = data.metrics.get(x)
-        ax.set_xlabel("ε (in 1/255; 0 = clean)")
-        ax.set_ylabel(f"{metric_label(x)} {info.arrow if info else ''}")
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
-    png, svg = _save(fig, out_dir, assets, f"robust_attack_{base}")
-    return Plot(f"Attack curves: {base}", png, svg,
+            white = str(group).startswith("pgd")
+            label = f"{_method_label(data, m)}, {'white-box' if white else 'transfer'}"
+            panel.series.append(Series("line", [0.0, *map(float, g["level"])], [float(g["clean"].iloc[0]), *map(float, g["value"])],
+                                       colour=colour[m], marker=marker[m], dashed=not white, size=3.5))
+            legend.setdefault(label, Series("line", colour=colour[m], marker=marker[m], dashed=not white, label=label))
+        panels.append(panel)
+    title = f"Attack curves: {base}"
+    svg = _save(Chart(panels, legend=list(legend.values()), panel_w=280, panel_h=210), out_dir, assets,
+                f"robust_attack_{base}", title)
+    return Plot(title, svg,
                 "Mean metric under an L-inf PGD attack of budget ε (solid: white-box, each method attacked through "
                 "its own network; dashed: transfer, crafted once on the surrogate). Flatter is more robust.",
                 wide=len(metrics) > 1)
