@@ -16,7 +16,8 @@ plots.py and each made a test here fail:
 10. filled/hollow swapped for in-domain vs cross-domain points;
 11. distribution plot drawing one box per metric instead of per method and metric;
 12. the clip path id taken from ``id()`` (output not deterministic between runs);
-13. explicit ticks (severity 0..5) not widening the axis, so the last tick falls outside the frame.
+13. explicit ticks (severity 0..5) not widening the axis, so the last tick falls outside the frame;
+14. ``import matplotlib`` back at the top of plots.py (1.3 s of imports; the build-in-a-subprocess test).
 """
 
 from __future__ import annotations
@@ -198,3 +199,18 @@ def test_explicit_ticks_widen_the_axis_and_stay_inside():
     labels = {t.text: float(t.get("x")) for t in root.iter("{http://www.w3.org/2000/svg}text")}
     assert all(str(k) in labels for k in range(6))
     assert all(x0 <= labels[str(k)] <= x1 for k in range(6))
+
+
+def test_report_build_imports_no_matplotlib(tmp_path):
+    """Importing matplotlib was 1.3 s of a 3 s budget (issue 15); the figures need none of it."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "store"
+    build_synthetic_store(root, n_images=2)
+    code = ("import sys; from rsr_bench.report import build_report; build_report(sys.argv[1], sys.argv[2]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'torch')))")
+    res = subprocess.run([sys.executable, "-c", code, str(root), str(tmp_path / "rep")], capture_output=True,
+                         text=True, check=True)
+    assert res.stdout.strip() == "[]", res.stdout[:300]
+    assert list((tmp_path / "rep" / "assets" / "plots").glob("*.svg"))
