@@ -119,13 +119,13 @@ def domain_gap(data: ReportData, out_dir: Path, assets: str) -> Plot | None:
         lo, hi = min(ins + outs), max(ins + outs)
         pad = (hi - lo) * 0.3 or abs(hi) * 0.1 or 1.0
         panels.append(Panel(
-            [Series("bar", [p - 0.2 for p in pos], ins, colour="#1f5fbf", label="in-domain"),
-             Series("bar", [p + 0.2 for p in pos], outs, colour="#c0392b", label="cross-domain")],
+            [Series("bar", [p - 0.2 for p in pos], ins, colour="#1f5fbf"),
+             Series("bar", [p + 0.2 for p in pos], outs, colour="#c0392b")],
             title=f"{metric_label(x)} {data.metrics[x].arrow}", ylim=(lo - pad, hi + pad),
             categories=list(zip(pos, [_method_label(data, m) for m in sub["method"]]))))
-    panels[0].legend = True
     title = "In-domain vs cross-domain"
-    svg = _save(Chart(panels, panel_w=230, panel_h=210), out_dir, assets, "domain_gap", title)
+    legend = [Series("bar", colour="#1f5fbf", label="in-domain"), Series("bar", colour="#c0392b", label="cross-domain")]
+    svg = _save(Chart(panels, legend=legend, panel_w=230, panel_h=210), out_dir, assets, "domain_gap", title)
     return Plot(title, svg,
                 "Per trained method: mean over the datasets it was trained on vs over the others. "
                 "A large gap means the method only works in its training domain.", wide=len(metrics) > 2)

@@ -84,7 +84,6 @@ class Panel:
     ylim: tuple[float, float] | None = None
     invert_x: bool = False
     grid_x: bool = True
-    legend: bool = False  # a small legend inside the panel (top left)
 
 
 @dataclass
@@ -271,8 +270,6 @@ def _draw_axes(a: _Axes, index: int) -> list[str]:
         ylab = max((text_width(t, TICK_FS) for _, t in a.ytick_items()), default=0.0)
         x, cy = a.x0 - ylab - 12, a.y0 + a.h / 2
         out.append(_text(x, cy, p.ylabel, LABEL_FS, extra=f' transform="rotate(-90 {x:.1f} {cy:.1f})"'))
-    if p.legend:
-        out += _draw_legend([s for s in p.series if s.label], a.x0 + 8, a.y0 + 8, box=True)
     out.append("</g>")
     return out
 
@@ -389,12 +386,8 @@ def _box(a: _Axes, s: Series) -> list[str]:
 _DRAW = {"scatter": _scatter, "line": _line, "bar": _bar, "box": _box}
 
 
-def _draw_legend(entries: Sequence[Series], x: float, y: float, box: bool = False) -> list[str]:
+def _draw_legend(entries: Sequence[Series], x: float, y: float) -> list[str]:
     out = []
-    if box and entries:
-        w = max(text_width(s.label, SMALL_FS) for s in entries) + 34
-        out.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="{w:.1f}" height="{16 * len(entries) + 4}" '
-                   'fill="#fff" fill-opacity="0.8" stroke="#ccc" stroke-width="0.6"/>')
     for i, s in enumerate(entries):
         cy = y + 8 + 16 * i
         if s.kind == "line":
