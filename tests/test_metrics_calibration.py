@@ -151,7 +151,8 @@ def test_noref_within_001_of_pyiqa_numbers(pairs, name):
 @pytest.mark.network
 @pytest.mark.parametrize("name", ["niqe", "brisque", "piqe"])
 def test_noref_equals_pyiqa_create_metric_with_same_files(pairs, name):
-    """Our wrapper adds no numerical change to pyiqa's implementation (same files, same input)."""
+    """The in-tree implementation equals pyiqa's (the oracle; same files, same input): NIQE to
+    1e-9 (float64), BRISQUE and PIQE to 1e-6 (float32, same operation order: bit-identical here)."""
     import pyiqa
 
     from rsr_bench.fetch.assets import ensure_asset
@@ -162,8 +163,9 @@ def test_noref_equals_pyiqa_create_metric_with_same_files(pairs, name):
     x = dequantise(quantise(pairs[0]))
     want = [float(theirs(x[i:i + 1])) for i in range(len(IMAGES))]
     got = _scores(name, *pairs)
+    tol = 1e-9 if name == "niqe" else 1e-6
     for g, w in zip(got, want):
-        assert abs(g - w) <= 1e-9, _report(name, got, want)
+        assert abs(g - w) <= tol, _report(name, got, want)
 
 
 @pytest.mark.parametrize("name", ["psnr_nocrop", "ssim_gray"])

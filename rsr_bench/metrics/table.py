@@ -167,7 +167,8 @@ METRIC_TABLE: list[MetricSpec] = [
     MetricSpec(
         name="niqe", kind="NR", higher_is_better=False,
         colour="Y (YIQ, full range 0.299/0.587/0.114), rounded to uint8 levels", crop=0, input="uint8",
-        implementation="pyiqa 0.1.16 NIQE, official LIVE pristine model (niqe-pris-params asset)",
+        implementation="rsr_bench in-tree NIQE, float64 (= pyiqa 0.1.16 NIQE to 1e-9), official LIVE pristine "
+                       "model (niqe-pris-params asset)",
         factory=f"{_NR}:Niqe",
         description="96x96 blocks, two scales (MATLAB bicubic imresize); needs at least two whole blocks.",
         min_size=96, min_blocks=2,  # one block gives a degenerate (zero) covariance
@@ -176,16 +177,18 @@ METRIC_TABLE: list[MetricSpec] = [
     MetricSpec(
         name="brisque", kind="NR", higher_is_better=False, colour="Y (YIQ, full range 0.299/0.587/0.114), 0-255",
         crop=0, input="uint8",
-        implementation="pyiqa 0.1.16 BRISQUE version='original', official LIVE SVR (brisque-live-svr asset), float32",
+        implementation="rsr_bench in-tree BRISQUE, float32 (= pyiqa 0.1.16 BRISQUE version='original' to 1e-6), "
+                       "official LIVE SVR (brisque-live-svr asset)",
         factory=f"{_NR}:Brisque",
-        description="Each image scored alone (pyiqa's float32 result depends slightly on batch composition).",
+        description="Each image scored alone (a float32 convolution's result can depend on batch composition).",
         min_size=16,  # the 7x7 Gaussian window at full and half resolution
         assets=("brisque-live-svr",), decimals=2, default=True, tolerance=(0.05, 1e-3), tolerance_other_device=(0.2, 3e-3),
     ),
     MetricSpec(
         name="piqe", kind="NR", higher_is_better=False, colour="Y (YIQ, full range), scaled by the image maximum",
         crop=0, input="uint8",
-        implementation="pyiqa 0.1.16 PIQE (port of MATLAB piqe), 16x16 blocks, range 0-100",
+        implementation="rsr_bench in-tree PIQE, float32 (= pyiqa 0.1.16's port of MATLAB piqe to 1e-6), "
+                       "16x16 blocks, range 0-100",
         factory=f"{_NR}:Piqe",
         description="A constant image (no active block) scores 100, as the MATLAB formula gives.",
         min_size=16, decimals=2, default=True, tolerance=(0.05, 1e-3), tolerance_other_device=(0.2, 3e-3),
