@@ -56,6 +56,19 @@ def test_building_lpips_imports_neither_lpips_nor_torchvision() -> None:
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+def test_scoring_no_reference_metrics_does_not_import_pyiqa() -> None:
+    """NIQE/BRISQUE/PIQE are in-tree: pyiqa's ~4 s import is no part of a run (issue 15).
+    Planted: noref.py importing pyiqa's NIQE again."""
+    code = ("import json, sys, torch; from rsr_bench.metrics import create_metric\n"
+            "x = torch.rand(1, 3, 200, 200)\n"
+            "values = [create_metric(n)(x)[0] for n in ('niqe', 'brisque', 'piqe')]\n"
+            "print(json.dumps({'values': values, 'pyiqa': sorted(m for m in sys.modules if m.split('.')[0] == 'pyiqa')}))")
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(probe["values"]) == 3 and probe["pyiqa"] == []
+
+
 def test_report_does_not_import_torch(tmp_path) -> None:
     """`rsr-bench report` reads a store and draws; torch (2.9 s of imports) is no part of it.
     Planted: the severity range back in robust/corruptions.py (which imports torch) for naming.py."""
