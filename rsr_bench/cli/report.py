@@ -32,7 +32,7 @@ import click
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Grid crop in SR pixels; default: automatic per grid.")
 @click.option("--highlight", default="rsr", show_default=True, help="Method family framed green in the grids.")
 @click.option("--title", default=None, help="Report title.")
-@click.option("--no-plots", is_flag=True, help="Skip the matplotlib figures.")
+@click.option("--no-plots", is_flag=True, help="Skip the figures (SVG plots).")
 @click.option("--no-write", is_flag=True, help="Only print the table; write no report folder.")
 def report_command(store, out, formats, csv_path, methods, datasets, metrics, images, grids_per_dataset, crop,
                    highlight, title, no_plots, no_write) -> None:
