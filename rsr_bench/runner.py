@@ -262,7 +262,7 @@ def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version(), "rsr_bench": __version__}
-    for dist in ("torch", "torchvision", "numpy", "pillow", "lpips", "pyiqa", "scikit-image", "opencv-python-headless"):
+    for dist in ("torch", "numpy", "scipy", "pillow", "scikit-image", "opencv-python-headless"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
