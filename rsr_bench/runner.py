@@ -41,7 +41,7 @@ from .image import dequantise, encode_png, match_hr_to_lr, quantise, read_image
 from .fetch import make_available
 from .methods.cards import (PRECISION_NAMES, Method, MethodSpec, adapter_for, identify_method, load_method,
                             load_method_specs, method_options, select_methods)
-from .metrics import MetricSpec, score_batch, select_metrics
+from .metrics import MetricSpec, create_metric, score_batch, select_metrics
 from .files import store_root
 
 if TYPE_CHECKING:  # torch and pandas are imported where used: a re-run of a finished grid needs neither
@@ -567,6 +567,17 @@ class _CellRun:
             lock.close()
 
 
+def _build_metrics(metrics: Sequence[MetricSpec], device: torch.device) -> None:
+    """Build the metrics before a cell's first image, as a hand-written script does before its
+    loop: per-image metric times are then steady state and the build counts as fixed cost. A
+    metric that cannot be built is left to fail per image, where the failure is recorded."""
+    for spec in metrics:
+        try:
+            create_metric(spec.name, device)
+        except Exception:  # noqa: BLE001 - recorded per image by score_batch
+            continue
+
+
 def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec], *, root: Path,
              device: torch.device, options: RunOptions,
              log: Callable[[str], None] = print) -> tuple[CellResult, list[dict[str, str]]]:
@@ -582,6 +593,8 @@ def run_cell(method: Method, dataset: DatasetSpec, metrics: Sequence[MetricSpec]
     t_cell = time.perf_counter()
     todo = cell.pending()
     cell.result.reused = len(cell.samples) - len(todo)
+    if todo:
+        _build_metrics(cell.metrics, device)
     bar = tqdm(total=len(cell.samples), initial=cell.result.reused, desc=f"{cell.name} | {cell.dname}", unit="img",
                disable=not options.progress, leave=True, dynamic_ncols=True)
     try:
