@@ -233,3 +233,33 @@ def test_model_files_are_read_without_code_execution(monkeypatch):
     monkeypatch.setattr(torch, "load", spy)
     noref.Brisque(get_metric_spec("brisque"))
     assert seen.get("weights_only") is True
+
+
+def test_pristine_params_are_kept_without_scipy(tmp_path, monkeypatch):
+    """NIQE's .mat is read with scipy.io once (~0.4 s of import per run), then from a .npz kept
+    beside it and named by the .mat's hash; a damaged .npz is read again from the .mat.
+    Planted bugs: the .npz not keyed on the .mat's content (an edited .mat served stale values);
+    a damaged .npz trusted (an exception instead of a re-read)."""
+    import shutil
+    import sys
+
+    import numpy as np
+    import scipy.io
+
+    from rsr_bench.fetch.assets import ensure_asset
+    from rsr_bench.metrics.noref import pristine_params
+
+    mat = tmp_path / "niqe.mat"
+    shutil.copy(ensure_asset("niqe-pris-params", download=False), mat)
+    want = scipy.io.loadmat(str(mat))
+    mu, cov = pristine_params(mat)
+    assert np.array_equal(mu, want["mu_prisparam"]) and np.array_equal(cov, want["cov_prisparam"])
+    (cached,) = tmp_path.glob("niqe.mat.*.npz")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "scipy.io", None)  # importing scipy.io now fails
+        mu2, cov2 = pristine_params(mat)
+    assert np.array_equal(mu2, mu) and np.array_equal(cov2, cov)
+    cached.write_bytes(b"not an npz")
+    assert np.array_equal(pristine_params(mat)[1], cov)
+    scipy.io.savemat(str(mat), {"mu_prisparam": want["mu_prisparam"] + 1, "cov_prisparam": want["cov_prisparam"]})
+    assert np.array_equal(pristine_params(mat)[0], want["mu_prisparam"] + 1)
