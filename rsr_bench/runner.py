@@ -426,7 +426,7 @@ class _CellRun:
         self.result = CellResult(self.name, self.dname, images=len(self.samples))
         self.failures: list[dict[str, str]] = []
         self.timings = {"predict_s": 0.0, "metrics_s": 0.0, "png_s": 0.0}  # png_s: on the writer thread
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
+        self.writer: ThreadPoolExecutor | None = None  # PNG encoding, while :meth:`work` runs
 
     def stored(self, image: str) -> dict | None:
         """The image's record as a resume may use it: None when missing, damaged, or when its SR
@@ -543,6 +543,7 @@ class _CellRun:
         sizes meet); an image another run on this store is computing is left for the end, then
         waited for (a dead run's claim vanishes with it, so the wait always ends)."""
         lock, decoder = store.CellLock(self.root, self.name, self.dname), _Decoder(self.samples, self.dataset)
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
         size = self.options.batch
         if size > 1:
             todo = sorted(todo, key=lambda item: _lr_size(item[1].lr_path))
@@ -628,10 +629,13 @@ def _finished_cells(spec: MethodSpec, datasets: Sequence[DatasetSpec], metrics: 
     cells = [d for d in datasets if d.scale == spec.scale]
     if options.force or not cells:
         return None
-    fingerprint = identify_method(spec, options.engine_options())
+    try:
+        fingerprint, request = identify_method(spec, options.engine_options()), _request(spec, options)
+    except RsrBenchError:  # e.g. a card naming an adapter that is not installed: loading says why
+        return None
     if fingerprint is None:
         return None
-    request, out = _request(spec, options), []
+    out = []
     for d in cells:
         old = store.read_manifest(root, spec.name, d.name)
         if not old or not old.get("finished") or old.get("request") != request \

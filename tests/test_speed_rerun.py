@@ -17,6 +17,9 @@ Bugs planted to check these tests fail (each one alone):
 removing the guard alone changes nothing; test_force_recomputes checks the behaviour.)
 - ``import torch`` back at the top of runner.py / the device resolved before a method needs it
   -> test_rerun_imports_no_torch
+- the fast path's lookup of a card's adapter raising (a card naming an adapter that is not
+  installed ended the whole run instead of skipping that method; found in review)
+  -> test_card_with_unknown_adapter_is_skipped_not_fatal
 """
 
 from __future__ import annotations
@@ -127,3 +130,12 @@ def test_rerun_imports_no_torch(grid: dict) -> None:
     out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(kw)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"reused": [2, 2], "torch": False}
+
+
+def test_card_with_unknown_adapter_is_skipped_not_fatal(grid: dict, tmp_path: Path) -> None:
+    ghost = tmp_path / "ghost.yaml"
+    ghost.write_text("family: ghost\nadapter: nosuch\nvariants:\n  a:\n    scale: 4\n")
+    again = run(RunOptions(**{**grid, "methods": "ghost.a,bicubic", "method_cards": [*grid["method_cards"], ghost]}),
+                log=lambda m: None)
+    assert [(c.method, c.reused) for c in again.cells] == [("bicubic.x4", 2)]
+    assert again.exit_code == 2 and "adapter 'nosuch'" in again.refused["ghost.a"]
