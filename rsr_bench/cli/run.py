@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..methods.cards import PRECISION_NAMES
 from .options import data_root_option, datasets_file_option, merge_alias, method_card_option, store_option
 
 
@@ -21,7 +22,7 @@ from .options import data_root_option, datasets_file_option, merge_alias, method
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local checkpoint file for the (single) selected learned method.")
 @click.option("--tile", type=click.IntRange(min=0), default=None, help="Tile size in LR pixels for RRDBNet methods (0 = whole image).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISION_NAMES), default="auto", show_default=True,
               help="Inference precision for RRDBNet methods; auto: bf16 on a GPU or a CPU with native bf16 "
                    "(AVX512-BF16/AMX), else fp32.")
 @click.option("--compile", "compile_", is_flag=True,
